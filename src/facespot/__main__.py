@@ -1,0 +1,5 @@
+import sys
+
+from facespot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The ``facespot`` command: argument parsing only, each command group in its own module.
+
+Every group module has ``register(subparsers)`` that adds its parser and sets
+``func(args) -> int``. User errors (:class:`facespot.errors.FacespotError`) print one
+line and exit non-zero; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from facespot import __version__
+from facespot.errors import FacespotError
+
+# Command group modules under facespot.cli, in the order `facespot --help` lists them.
+_GROUPS = ("data", "eval", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facespot", description="Train, evaluate and run face detectors.")
+    parser.add_argument("--version", action="version", version=f"facespot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for group in _GROUPS:
+        import_module(f"facespot.cli.{group}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FacespotError as exc:
+        print(f"facespot: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("facespot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

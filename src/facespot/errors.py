@@ -1,0 +1,22 @@
+"""One exception type for every user-facing failure.
+
+The CLI catches :class:`FacespotError` and prints its message with a non-zero exit,
+so a bad file never surfaces as a bare traceback. Raise it with a message that names
+the file (and line, where there is one) and says what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FacespotError(Exception):
+    """An error caused by the user's input (files, options), not by a bug."""
+
+    exit_code = 2
+
+
+def located(path: str | Path, line: int | None, message: str) -> FacespotError:
+    """Build an error that points at ``path:line`` so users can open the spot."""
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return FacespotError(f"{where}: {message}")

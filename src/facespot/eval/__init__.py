@@ -1,0 +1,1 @@
+"""Evaluation: the official WIDER FACE protocol, FDDB discrete ROC, PR plots."""

@@ -1,0 +1,1 @@
+"""Running detectors: preprocessing, backends, decoding to faces (grows with issue 5)."""
