@@ -1,0 +1,1 @@
+"""Training: target assignment, losses, the loop, checkpoints, logging."""
