@@ -1,0 +1,170 @@
+"""Weights files: safetensors with enough metadata to rebuild the model.
+
+A facespot weights file is a plain ``.safetensors`` state dict whose header metadata holds
+``facespot_model`` (registry name), ``config`` (JSON of ``model.config``, the constructor
+options) and ``facespot_version``. So ``load_model(path)`` needs nothing but the file, and
+loading into the wrong architecture fails with a message naming both models instead of a
+wall of missing-key errors. safetensors (not pickle) means a weights file can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facespot.errors import FacespotError
+
+META_MODEL = "facespot_model"
+META_CONFIG = "config"
+META_VERSION = "facespot_version"
+
+
+def model_name(model: Any) -> str:
+    """Registry name of a model (``config["name"]`` when built by the registry)."""
+    return str(getattr(model, "config", {}).get("name") or getattr(model, "name", "") or type(model).__name__)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DataParallel / DistributedDataParallel / ``torch.compile``,
+    so saved keys never carry a ``module.`` or ``_orig_mod.`` prefix."""
+    while True:
+        if isinstance(model, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _options(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "name"}
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights to ``path`` atomically (temp file + ``os.replace``).
+
+    A crash mid-write never leaves a truncated file where a good one was.
+    """
+    from safetensors.torch import save_file
+
+    from facespot import __version__
+
+    model = unwrap(model)
+    path = Path(path)
+    name = model_name(model)
+    config = dict(getattr(model, "config", {}))
+    config.setdefault("name", name)
+    try:
+        config_json = json.dumps(config, sort_keys=True)
+    except TypeError as exc:
+        raise FacespotError(f"model {name!r}: config is not JSON-serialisable ({exc})") from None
+    metadata = {META_MODEL: name, META_CONFIG: config_json, META_VERSION: __version__}
+    metadata.update(extra_metadata or {})
+
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in model.state_dict().items():
+        t = value.detach().cpu().contiguous()
+        if t.data_ptr() in seen and t.numel():  # tied tensors: safetensors refuses shared storage
+            t = t.clone()
+        seen.add(t.data_ptr())
+        tensors[key] = t
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """Header metadata of a weights file; a missing or unreadable file -> :class:`FacespotError`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FacespotError(f"{path}: weights file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise FacespotError(f"{path}: not a readable safetensors weights file ({exc})") from None
+    if META_MODEL not in meta:
+        raise FacespotError(f"{path}: not a facespot weights file (no {META_MODEL!r} in its metadata)")
+    return dict(meta)
+
+
+def _read_config(path: Path, meta: dict[str, str]) -> dict[str, Any]:
+    try:
+        config = json.loads(meta.get(META_CONFIG, "{}"))
+    except json.JSONDecodeError as exc:
+        raise FacespotError(f"{path}: metadata 'config' is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise FacespotError(f"{path}: metadata 'config' must be a JSON object")
+    return config
+
+
+def _read_state(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(map_location))
+    except Exception as exc:
+        raise FacespotError(f"{path}: cannot read the weights ({exc})") from None
+
+
+def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, saved: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise FacespotError(
+            f"{path}: weights of {saved!r} do not fit the {model_name(model)!r} model built here "
+            f"(different options?): {detail[:400]}"
+        ) from None
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model a weights file was saved from and load it strictly (eval mode)."""
+    from facespot.models.registry import build
+
+    path = Path(path)
+    meta = read_metadata(path)
+    name = meta[META_MODEL]
+    config = _read_config(path, meta)
+    try:
+        model = build(name, **_options(config))
+    except FacespotError as exc:
+        raise FacespotError(f"{path}: cannot rebuild the model: {exc}") from None
+    _load_strict(model, _read_state(path, map_location), path, name)
+    return model.to(map_location).eval()
+
+
+def load_weights_into(model: torch.nn.Module, path: str | Path, map_location: str | torch.device | None = None) -> torch.nn.Module:
+    """Load a weights file into an existing model, refusing another model's weights."""
+    model = unwrap(model)
+    path = Path(path)
+    meta = read_metadata(path)
+    saved = meta[META_MODEL]
+    here = model_name(model)
+    if saved != here:
+        raise FacespotError(f"{path}: holds weights of model {saved!r}, cannot load them into model {here!r}")
+    if map_location is None:
+        try:
+            map_location = next(model.parameters()).device
+        except StopIteration:
+            map_location = "cpu"
+    _load_strict(model, _read_state(path, map_location), path, saved)
+    return model

@@ -1,0 +1,94 @@
+"""Checkpoints: everything needed to resume a run, written atomically.
+
+A checkpoint holds the model's registry name and options, its weights, the optimiser and
+scheduler states, the epoch, the best validation AP so far and the recipe. It is written
+to a temporary file in the same folder and moved into place with ``os.replace``, so a run
+killed mid-write leaves the previous checkpoint intact. Loading uses
+``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain data, so it
+cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facespot.errors import FacespotError
+
+FORMAT = "facespot-checkpoint-1"
+
+
+@dataclass
+class Checkpoint:
+    model_name: str
+    model_config: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None
+    scheduler_state: dict[str, Any] | None
+    epoch: int  # epochs completed
+    global_step: int
+    best_ap: float | None
+    recipe: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "model_name": ckpt.model_name,
+        "model_config": ckpt.model_config,
+        "model": ckpt.model_state,
+        "optimizer": ckpt.optimizer_state,
+        "scheduler": ckpt.scheduler_state,
+        "epoch": ckpt.epoch,
+        "global_step": ckpt.global_step,
+        "best_ap": ckpt.best_ap,
+        "recipe": ckpt.recipe,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise FacespotError(f"{path}: checkpoint not found")
+    try:
+        d = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle / zip errors of many kinds
+        raise FacespotError(f"{path}: not a readable facespot checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise FacespotError(
+            f"{path}: not a facespot training checkpoint (a weights file for `facespot eval` is not resumable;"
+            " resume from a checkpoint_*.pt or last.pt of a run)"
+        )
+    return Checkpoint(
+        d["model_name"], d["model_config"], d["model"], d.get("optimizer"), d.get("scheduler"),
+        int(d["epoch"]), int(d.get("global_step", 0)), d.get("best_ap"), d.get("recipe", {}),
+    )
+
+
+def check_compatible(ckpt: Checkpoint, path: str | Path, model_name: str, model_config: dict[str, Any]) -> None:
+    """Refuse to resume another model (or the same model built with other options)."""
+    if ckpt.model_name != model_name:
+        raise FacespotError(
+            f"{path}: checkpoint is of model {ckpt.model_name!r}, but this recipe trains {model_name!r}"
+        )
+    a = {k: v for k, v in ckpt.model_config.items() if k != "name"}
+    b = {k: v for k, v in model_config.items() if k != "name"}
+    if a != b:
+        raise FacespotError(f"{path}: checkpoint of {model_name!r} was built with options {a}, this recipe uses {b}")

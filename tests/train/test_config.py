@@ -1,0 +1,81 @@
+"""Recipe schema: every key checked, overrides, errors naming key and file."""
+
+import pytest
+
+from facespot.errors import FacespotError
+from facespot.train.config import load_config
+
+BASE = """
+model: {name: faceboxes}
+data:
+  train: [{format: wider, path: /data/WIDER, options: {split: train}}]
+  val_limit: 10
+optim: {name: sgd, lr: 0.001}
+schedule: {kind: cosine, warmup_epochs: 1}
+epochs: 3
+batch_size: 4
+"""
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_loads_and_fills_defaults(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE))
+    assert cfg.model.name == "faceboxes" and cfg.epochs == 3 and cfg.batch_size == 4
+    assert cfg.data.train[0].path == "/data/WIDER" and cfg.data.train[0].options == {"split": "train"}
+    assert cfg.optim.lr == 0.001 and cfg.optim.momentum == 0.9  # default kept
+    assert cfg.schedule.kind == "cosine" and cfg.loss.pos_iou == 0.35
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = _write(tmp_path, BASE + "optim_lr: 3\n")
+    with pytest.raises(FacespotError, match=r"r\.yaml.*unknown key 'optim_lr'"):
+        load_config(p)
+    p = _write(tmp_path, BASE.replace("lr: 0.001", "lr_rate: 0.001"))
+    with pytest.raises(FacespotError, match=r"r\.yaml: optim: unknown key 'lr_rate'"):
+        load_config(p)
+
+
+def test_type_errors_and_bad_values(tmp_path):
+    with pytest.raises(FacespotError, match=r"epochs: expected an integer"):
+        load_config(_write(tmp_path, BASE + "epochs: lots\n"))
+    with pytest.raises(FacespotError, match="optim.name must be"):
+        load_config(_write(tmp_path, BASE.replace("name: sgd", "name: rmsprop")))
+    with pytest.raises(FacespotError, match="not valid YAML"):
+        load_config(_write(tmp_path, "model: [\n"))
+    with pytest.raises(FacespotError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides(tmp_path):
+    p = _write(tmp_path, BASE)
+    cfg = load_config(p, ["optim.lr=0.01", "epochs=2", "data.train.0.path=/elsewhere", "loss.focal=true", "data.input_size=[320, 320]"])
+    assert cfg.optim.lr == 0.01 and cfg.epochs == 2 and cfg.data.train[0].path == "/elsewhere"
+    assert cfg.loss.focal is True and cfg.data.input_size == [320, 320]
+    with pytest.raises(FacespotError, match="unknown key 'lrr'"):
+        load_config(p, ["optim.lrr=1"])
+    with pytest.raises(FacespotError, match="KEY=VALUE"):
+        load_config(p, ["optim.lr"])
+    with pytest.raises(FacespotError, match="past the end"):
+        load_config(p, ["data.train.3.path=x"])
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 5
+    from facespot.data.augment import build_augment
+    from facespot.models import build
+    from facespot.train.loop import resolve_input_size
+
+    for f in files + [root.parent / "tests" / "fixtures" / "train" / "tiny.yaml"]:
+        cfg = load_config(f)
+        model = build(cfg.model.name, **cfg.model.options)  # options the model accepts
+        size = resolve_input_size(cfg, model)
+        build_augment(cfg.augment, size, where=str(f))

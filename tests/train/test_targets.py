@@ -1,0 +1,99 @@
+"""Anchor matching and grid assignment, checked against hand-worked numbers."""
+
+import math
+
+import numpy as np
+import torch
+
+from facespot import boxes as B
+from facespot.train.targets import IGNORE, POSITIVE, assign_grid, build_targets, encode_grid, match_anchors
+
+
+def _anchors():
+    # Four 0.25-wide anchors centred on a 2x2 grid, plus one big anchor in the middle.
+    return torch.tensor(
+        [[0.25, 0.25, 0.25, 0.25], [0.75, 0.25, 0.25, 0.25], [0.25, 0.75, 0.25, 0.25], [0.75, 0.75, 0.25, 0.25], [0.5, 0.5, 0.8, 0.8]]
+    )
+
+
+def test_threshold_and_ignore_band():
+    anchors = B.cxcywh_to_xyxy(_anchors())
+    # Face = anchor 0 exactly -> IoU 1 with anchor 0; IoU with the big anchor = 0.0625/0.64.
+    gt = torch.tensor([[0.125, 0.125, 0.375, 0.375]])
+    labels, matched = match_anchors(gt, anchors, pos_iou=0.5, neg_iou=0.05)
+    assert labels.tolist() == [POSITIVE, 0, 0, 0, IGNORE]  # 0.0977 is in [0.05, 0.5)
+    assert matched[0] == 0
+
+
+def test_every_face_gets_its_best_anchor_even_below_threshold():
+    anchors = B.cxcywh_to_xyxy(_anchors())
+    # A tiny face inside anchor 3: IoU = 0.01 / 0.0625 = 0.16 < 0.35, still matched.
+    gt = torch.tensor([[0.70, 0.70, 0.80, 0.80]])
+    labels, matched = match_anchors(gt, anchors, pos_iou=0.35)
+    iou = B.iou(gt, anchors)[0]
+    assert math.isclose(float(iou[3]), 0.16, rel_tol=1e-5)
+    assert labels.tolist() == [0, 0, 0, POSITIVE, 0]
+
+
+def test_encoded_targets_decode_back_and_landmarks_masked():
+    anchors = _anchors()
+    gt = torch.tensor([[0.1, 0.12, 0.4, 0.36]])
+    pts = torch.tensor([[[0.2, 0.2], [0.3, 0.2], [float("nan"), float("nan")], [0.25, 0.3]]])  # 4 points, one missing
+    t = build_targets([gt], anchors, "ssd", (0.1, 0.2), [pts], num_keypoints=6, pos_iou=0.35)
+    pos = t.labels[0] == POSITIVE
+    assert pos.tolist() == [True, False, False, False, False]
+    back = B.decode(t.boxes[0, pos], anchors[pos], (0.1, 0.2))
+    assert torch.allclose(back, gt, atol=1e-6)
+    # hand value: cx=0.25, anchor cx=0.25 -> 0; w=0.3 -> log(0.3/0.25)/0.2
+    assert math.isclose(float(t.boxes[0, 0, 2]), math.log(0.3 / 0.25) / 0.2, rel_tol=1e-5)
+    # 6-point model, Caltech-like 4 points with one NaN -> mask [1,1,0,1,0,0]
+    assert t.point_mask[0, 0].tolist() == [True, True, False, True, False, False]
+    assert not t.point_mask[0, 1:].any()
+    p = B.decode_points(t.points[0, 0], anchors[0], 0.1)
+    assert torch.allclose(p[0], pts[0, 0]) and torch.allclose(p[3], pts[0, 3])
+
+
+def test_empty_image_is_all_background():
+    t = build_targets([torch.zeros(0, 4)], _anchors())
+    assert t.num_positive == 0 and (t.labels == 0).all()
+
+
+def test_grid_centre_cell_is_responsible():
+    # 2x2 grid, two predictors per cell (cells repeated).
+    cells = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.25, 0.5, 0.5], [0.25, 0.75, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5]])
+    cells = cells.repeat_interleave(2, 0)  # predictors 2k, 2k+1 belong to cell k
+    gt = torch.tensor([[0.6, 0.1, 0.8, 0.3], [0.55, 0.05, 0.95, 0.45], [0.0, 0.5, 0.2, 0.7]])
+    labels, matched = assign_grid(gt, cells)
+    # faces 0 and 1 have centres (0.7,0.2), (0.75,0.25) -> cell 1; face 2 centre (0.1,0.6) -> cell 2
+    assert torch.nonzero(labels).flatten().tolist() == [2, 3, 4]
+    assert matched[2] == 1  # the larger face takes the first predictor
+    assert matched[3] == 0 and matched[4] == 2
+    # A centre on the border x=0.5 belongs to the right cell (half-open cells).
+    lab, _ = assign_grid(torch.tensor([[0.4, 0.1, 0.6, 0.2]]), cells)
+    assert torch.nonzero(lab).flatten().tolist() == [2]
+
+
+def test_grid_prefers_predictor_with_best_current_box():
+    cells = torch.tensor([[0.5, 0.5, 1.0, 1.0], [0.5, 0.5, 1.0, 1.0]])
+    gt = torch.tensor([[0.4, 0.4, 0.6, 0.6]])
+    pred = torch.tensor([[0.0, 0.0, 0.1, 0.1], [0.38, 0.4, 0.6, 0.62]])
+    labels, _ = assign_grid(gt, cells, pred)
+    assert labels.tolist() == [0, 1]
+
+
+def test_grid_encoding_inverts_decode_grid():
+    cells = torch.tensor([[0.75, 0.25, 0.5, 0.5]])
+    gt = torch.tensor([[0.6, 0.1, 0.8, 0.3]])
+    s = encode_grid(gt, cells)
+    assert torch.allclose(s, torch.tensor([[0.4, 0.4, 0.2, 0.2]]), atol=1e-6)
+    logit = torch.log(s / (1 - s))
+    assert torch.allclose(B.decode_grid(logit, cells), gt, atol=1e-6)
+    t = build_targets([gt], cells, "grid")
+    assert t.labels.tolist() == [[1]] and torch.allclose(t.boxes[0, 0], s[0])
+
+
+def test_numpy_anchor_input_shape_contract():
+    # models return NumPy anchors; the loop converts once: a float64 array must work too
+    a = torch.from_numpy(np.asarray(_anchors().numpy(), dtype=np.float64))
+    t = build_targets([torch.tensor([[0.1, 0.1, 0.4, 0.4]])], a)
+    assert t.boxes.dtype == torch.float32 and t.num_positive >= 1
