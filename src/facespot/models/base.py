@@ -72,6 +72,7 @@ class FaceModel(nn.Module):
     num_keypoints: int = 0
     fixed_input_size: tuple[int, int] | None = None  # (height, width) where required
     train_input_size: tuple[int, int] = (640, 640)
+    suppression: str = "hard"  # "hard" NMS, or "blend" (BlazeFace's weighted NMS)
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

@@ -131,9 +131,7 @@ class _BlazeFaceBase(FaceModel):
         return anchor_gen.blazeface_anchors(height, width, self.variant)
 
     def describe_anchors(self) -> str:
-        groups = anchor_gen.ssd_scale_templates(
-            **{k: v for k, v in anchor_gen.BLAZEFACE_ANCHOR_OPTIONS[self.variant].items()}
-        )
+        groups = anchor_gen.ssd_scale_templates(**anchor_gen.BLAZEFACE_ANCHOR_OPTIONS[self.variant])
         h, _ = self.fixed_input_size or (0, 0)
         parts = []
         for stride, sizes in groups:
