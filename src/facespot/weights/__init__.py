@@ -1,0 +1,1 @@
+"""Shipped model files (weights + config) live here; see facespot.runtime.packaged."""
