@@ -46,8 +46,8 @@ class WiderGTImage:
 
     event: str
     name: str
-    boxes: np.ndarray
-    keep: dict[str, np.ndarray] = field(default_factory=dict)
+    boxes: np.ndarray = field(repr=False)
+    keep: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:

@@ -2,24 +2,27 @@
 
 Following the paper:
 
-* **Templates** (section 3, "multi-task modeling of scales"): one detector per face shape,
-  i.e. ``T`` templates ``(w, h)`` in input pixels, each with its own score and four box
-  offsets at every stride-8 position. Templates come from clustering training faces
-  (:func:`facespot.anchors.fit_templates`); they are stored in the model config so a
-  weights file carries them.
-* **Hypercolumn features / context** (section 3.2, "foveal descriptors"): predictions
-  fuse ``res3`` (stride 8) with bilinearly upsampled ``res4`` (and optionally ``res5``).
-  As in the official model, each level has its own 1x1 scoring conv and the score maps are
-  summed after upsampling; because a 1x1 conv and bilinear upsampling are both linear and
-  commute, this equals one linear classifier on the concatenated hypercolumn, at a
+* **Scale-specific templates** (section 4, "Approach: scale-specific detection",
+  multi-task modeling of scales): one detector per face shape, i.e. ``T`` templates
+  ``(w, h)`` in input pixels, each with its own score and four box offsets at every
+  stride-8 position, all sharing one feature hierarchy. Templates come from clustering
+  training faces (:func:`facespot.anchors.fit_templates`); they are stored in the model
+  config so a weights file carries them.
+* **Context through hypercolumns** (section 3, "Exploring context and resolution", and the
+  architecture of section 4): predictions fuse ``res3`` (stride 8) with bilinearly
+  upsampled ``res4`` (optionally ``res5``), whose receptive fields reach far beyond a small
+  face. As in the official model, each level has its own 1x1 scoring conv and the score
+  maps are summed after upsampling; a 1x1 conv and bilinear upsampling are both linear
+  and commute, so this equals one linear classifier on the concatenated hypercolumn at a
   fraction of the cost.
 * **Box coding**: offsets relative to the template box, ``t_xy = (c - a_c) / a_wh``,
   ``t_wh = log(wh / a_wh)`` -- SSD coding with variances ``(1, 1)``.
-* **Image pyramid** (section 4, "hybrid resolution"): small faces are found by upsampling
-  the image 2x, large ones by downsampling to 0.5x; :func:`detect_pyramid` runs the model
-  at several scales and merges with NMS (0.3 IoU, as in the paper's experiments).
+* **Resolution / image pyramid** (sections 3 and 4, "hybrid resolution"): tiny faces are
+  found by upsampling the image 2x, large ones by downsampling to 0.5x, each template
+  being used at the scale it was trained for; :func:`detect_pyramid` runs the model at
+  several scales and merges with NMS (0.3 IoU, as in the official WIDER FACE runs).
 
-Backbones: ResNet-18/50/101 (the paper's best model is ResNet-101, ``hr_res101``).
+Backbones: ResNet-18/34/50/101 (the paper's best model is ResNet-101, ``hr_res101``).
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ class DataConfig:
     input_size: list[int] | None = None  # (height, width); None = the model's train_input_size
     min_face: float = 0.0  # drop ground-truth faces smaller than this (pixels, before augmentation)
     cache: str | None = None  # decoded-image cache folder (see facespot.train.cache)
+    gpu_augment: bool = False  # with cache: crop/flip/resize on the GPU (no photometric, no landmarks)
+    gpu_crop_scales: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6, 0.8, 1.0])
     wider_gt_dir: str | None = None  # WIDER eval_tools folder (.mat files): official-protocol val AP
 
 
@@ -189,7 +191,9 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise bad(f"data.val_split must be in [0, 1), got {cfg.data.val_split}")
     if cfg.data.input_size is not None and (len(cfg.data.input_size) != 2 or min(cfg.data.input_size) < 8):
         raise bad(f"data.input_size must be [height, width], got {cfg.data.input_size}")
-    if not cfg.data.train:
+    if cfg.data.gpu_augment and not cfg.data.cache:
+        raise bad("data.gpu_augment needs data.cache (a decoded-image cache folder)")
+    if not cfg.data.train and not cfg.data.cache:
         raise bad("data.train must list at least one source ({format: ..., path: ...})")
     for i, s in enumerate(cfg.data.train + cfg.data.val):
         if not s.path:

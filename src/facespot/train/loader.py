@@ -36,6 +36,7 @@ class Batch:
     points: list[torch.Tensor | None]  # per image (N, K, 2) normalised, NaN = missing
     names: list[str]
     failed: list[Failed] = field(default_factory=list)
+    valid_wh: torch.Tensor | None = None  # (B, 2) unpadded sizes, cached squares only (pixel boxes)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -108,7 +109,8 @@ def collate(items: list[dict[str, Any] | Failed]) -> Batch:
         images = torch.stack([x["image"] for x in ok])
     else:
         images = torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed)
+    valid = torch.tensor([x["valid"] for x in ok], dtype=torch.float32) if ok and "valid" in ok[0] else None
+    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed, valid)
 
 
 def worker_init(worker_id: int) -> None:

@@ -190,6 +190,8 @@ def train(
     size = resolve_input_size(cfg, model)
     kind = loss_kind(cfg, model)
 
+    if train_records is None and cfg.data.cache and not cfg.data.train:
+        train_records = []  # everything comes from the cache
     if train_records is None:
         train_records = load_sources(cfg.data.train, cfg.source)
         if val_records is None:
@@ -201,17 +203,24 @@ def train(
     if cfg.data.val_limit is not None and len(val_records) > cfg.data.val_limit:
         pick = np.random.default_rng(cfg.seed).permutation(len(val_records))[: cfg.data.val_limit]
         val_records = [val_records[i] for i in sorted(pick)]
-    if not train_records:
-        raise FacespotError(f"{cfg.source}: the training sources hold no images")
 
     augment = build_augment(cfg.augment, size, where=f"{cfg.source}: augment")
     image_source = None
+    gpu_aug = bool(cfg.data.cache and cfg.data.gpu_augment)
     if cfg.data.cache:
-        from facespot.train.cache import ImageCache
+        from facespot.train.cache import CachedSquares, ImageCache
 
         cache = ImageCache(cfg.data.cache)
+        if gpu_aug and model.num_keypoints:
+            raise FacespotError(f"{cfg.source}: data.gpu_augment does not carry landmarks; {cfg.model.name!r} needs them")
         train_records, image_source = cache.records(), cache.image
-    dataset = TrainDataset(train_records, augment, cfg.seed, cfg.data.min_face, image_source)
+    if not train_records:
+        raise FacespotError(f"{cfg.source}: the training sources hold no images")
+    if gpu_aug:
+        dataset = CachedSquares(cache, cfg.data.min_face)
+    else:
+        dataset = TrainDataset(train_records, augment, cfg.seed, cfg.data.min_face, image_source)
+    gpu_rng = np.random.default_rng([cfg.seed, info.rank, 7])
     sampler = D.make_sampler(dataset, info, cfg.seed)
     loader = make_loader(dataset, cfg.batch_size, cfg.workers, True, cfg.seed, sampler, pin_memory=device.type == "cuda")
     iters = len(loader)
@@ -277,6 +286,10 @@ def train(
                     warnings.warn(f"skipped unreadable image {f.name}: {f.reason}")
             if len(batch) == 0:
                 continue
+            if gpu_aug:
+                from facespot.train.cache import gpu_augment_batch
+
+                batch = gpu_augment_batch(batch, size, cfg.data.gpu_crop_scales, gpu_rng, device)
             images = batch.images.to(device, non_blocking=True)
             x = model.preprocess(images)
             with amp_ctx():
@@ -285,7 +298,7 @@ def train(
             if not torch.isfinite(parts.total):
                 log.scalars(step, {"train/loss": float("nan")}, epoch=epoch + 1)
                 raise FacespotError(
-                    f"training stopped: the loss became {float(parts.total)} at epoch {epoch + 1}, iteration {it + 1} "
+                    f"training stopped: the loss became {float(parts.total.detach())} at epoch {epoch + 1}, iteration {it + 1} "
                     f"(terms: {parts.terms}). Last good checkpoint: {_weights_path_note(last_ckpt)}. "
                     "Try a lower optim.lr, a longer schedule.warmup_epochs, or grad_clip."
                 )

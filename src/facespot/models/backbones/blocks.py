@@ -13,7 +13,7 @@ from torch import nn
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` (MobileNetV2 paper, section 5.1 code).
+    """Round a channel count to a multiple of ``divisor`` (the MobileNet reference code's rule).
 
     Rounds to the nearest multiple but never drops more than 10 % below ``value``, so a
     width multiplier never silently removes a large share of a layer.

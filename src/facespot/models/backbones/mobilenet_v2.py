@@ -3,8 +3,9 @@
 Layout from the paper's Table 2: a 3x3/2 stem with 32 channels, seventeen inverted-residual
 blocks (1x1 expand by ``t``, 3x3 depthwise, *linear* 1x1 projection; residual when the
 stride is 1 and the width is unchanged, section 3.3-4), and a final 1x1 conv to 1280.
-The width multiplier ``alpha`` scales every layer and rounds to a multiple of 8
-(section 5.1; the last conv keeps 1280 channels for ``alpha <= 1``, as in the paper).
+The width multiplier ``alpha`` scales every layer except the last conv for ``alpha < 1``
+(which keeps 1280 channels, section 4 "Trade-off hyper parameters"); channels are rounded
+to multiples of 8 as in the authors' reference implementation.
 
 Returned stages end at strides 4, 8, 16, 32 (24, 32, 96 and 1280 channels at ``alpha=1``).
 """
