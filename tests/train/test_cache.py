@@ -11,6 +11,8 @@ from facespot.data.records import FaceRecord
 from facespot.images import read_image
 from facespot.train.cache import ImageCache, gpu_crop_resize, write_cache
 
+from .tiny_model import TinyNet
+
 FIX = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "train"
 
 
@@ -57,7 +59,6 @@ def test_crop_resize_is_exact_at_unit_scale_and_flips():
 
 
 def test_training_from_cache_with_gpu_augment_on_cpu(tmp_path):
-    from tests.train.test_loop import TinyNet  # noqa: F401  (same tiny model)
     from facespot.train.config import config_from_dict
     from facespot.train.loop import train
 

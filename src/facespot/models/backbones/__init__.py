@@ -41,9 +41,12 @@ __all__ = [
     "build_backbone",
     "mobilenet_v2",
     "mobilenet_v3",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
     "pool_resnet",
     "resnet",
     "resnet18",
+    "resnet34",
     "resnet50",
     "resnet101",
 ]
