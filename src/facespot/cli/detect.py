@@ -1,5 +1,109 @@
-"""(being written)"""
+"""``facespot detect``: find faces in an image, a folder, a video or a camera (argument
+parsing only; the work is in :mod:`facespot.runtime.pipeline`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 
 
-def register(sub):
-    pass
+def add_model_arguments(p: argparse.ArgumentParser, threshold: float = 0.5) -> None:
+    """Options shared by ``detect`` and ``blur``: which model, which backend, thresholds."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="default",
+                   help="'default' (packaged weights), a .safetensors / exported .onnx file, or a registry name with --untrained")  # fmt: skip
+    g.add_argument("--untrained", action="store_true", help="allow a bare registry name (random weights: timing/tests only)")
+    g.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime", help="inference backend (default: onnxruntime)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    g.add_argument("--threshold", type=float, default=threshold, help=f"minimum face score (default: {threshold})")
+    g.add_argument("--nms-iou", type=float, default=0.3, help="NMS IoU threshold (default: 0.3)")
+    g.add_argument("--max-faces", type=int, default=750, help="most faces per image (default: 750)")
+    g.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels (default: 0)")
+    g.add_argument("--resize", default="auto", help="'auto', 'native' or a long side in pixels (default: auto)")
+    g.add_argument("--max-side", type=int, default=2048, help="downscale native-size input above this long side (default: 2048)")
+    g.add_argument("--multiscale", action="store_true", help="tiny faces in large images: image pyramid (Tiny Faces) or tiles (others)")
+    g.add_argument("--max-pixels", type=int, help="refuse images with more pixels (default: 80 million)")
+    g.add_argument("--max-frames", type=int, help="stop a video or camera after this many frames")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+
+
+def build_detector(args: argparse.Namespace, threshold: float):
+    from facespot.images import DEFAULT_MAX_PIXELS
+    from facespot.runtime.detector import load
+
+    resize = int(args.resize) if str(args.resize).isdigit() else args.resize
+    det = load(
+        args.model, backend=args.backend, threads=args.threads, untrained=args.untrained, rgb=True,
+        score_threshold=threshold, iou_threshold=args.nms_iou, max_faces=args.max_faces,
+        min_face_size=args.min_size, resize=resize, max_side=args.max_side,
+        mode="multiscale" if args.multiscale else "single", max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+    )  # fmt: skip
+    if not det.trained:
+        print(f"facespot: note: {det.model_name} runs with UNTRAINED weights; its faces are random", file=sys.stderr)
+    return det
+
+
+def open_input(args: argparse.Namespace):
+    from facespot.images import DEFAULT_MAX_PIXELS
+    from facespot.runtime.sources import open_source
+
+    return open_source(args.source, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, max_frames=args.max_frames)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="detect faces in images, folders, videos or a camera",
+        description=(
+            "Detect faces. SOURCE is an image, a folder (searched recursively; non-image files are skipped and "
+            "listed), a video file, or a camera index such as 0. Outputs: --save (annotated images or video, "
+            "same size and frame rate), --json (one JSON line per image/frame), --wider-out (WIDER FACE "
+            "prediction folder <event>/<name>.txt for `facespot eval wider`)."
+        ),
+    )
+    p.add_argument("source", help="image, folder, video file or camera index")
+    p.add_argument("--save", metavar="OUT", help="annotated output: image file/folder, or video file/folder")
+    p.add_argument("--json", metavar="OUT.jsonl", help="write detections as JSON lines")
+    p.add_argument("--wider-out", metavar="DIR", help="write WIDER FACE prediction files (images only)")
+    p.add_argument("--wider-threshold", type=float, default=0.02,
+                   help="score threshold for --wider-out files (default: 0.02; AP needs low-score detections)")  # fmt: skip
+    add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facespot.errors import FacespotError
+    from facespot.runtime.pipeline import DetectOutputs, run_source
+
+    source = open_input(args)
+    try:
+        if args.wider_out and source.kind in ("video", "camera"):
+            raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
+        threshold = min(args.threshold, args.wider_threshold) if args.wider_out else args.threshold
+        detector = build_detector(args, threshold)
+        json_file = None
+        if args.json:
+            json_path = Path(args.json)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_file = open(json_path, "w", encoding="utf-8")
+        try:
+            outputs = DetectOutputs(
+                json_file, Path(args.wider_out) if args.wider_out else None, args.save is not None,
+                args.threshold, args.wider_threshold, source.kind,
+            )  # fmt: skip
+            report = run_source(
+                source, detector, outputs, Path(args.save) if args.save else None, args.progress,
+                desc="detect", on_failure=outputs.failure,
+            )  # fmt: skip
+        finally:
+            if json_file is not None:
+                json_file.close()
+    finally:
+        source.close()
+    if args.json:
+        report.written.append(Path(args.json))
+    if args.wider_out:
+        report.written.append(Path(args.wider_out))
+    print(report.summary("detect"))
+    return 0

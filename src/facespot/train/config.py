@@ -32,6 +32,11 @@ class SourceConfig:
     format: str = "wider"
     path: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    # Text files of image names (one per line, ``#`` comments; relative paths are read from
+    # the recipe's folder): keep only the listed images, or all but them. A hold-out listed
+    # by name stays the same split whatever the seed or the order files are read in.
+    include: str | None = None
+    exclude: str | None = None
 
 
 @dataclass

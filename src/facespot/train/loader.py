@@ -134,6 +134,9 @@ def make_loader(
 ) -> torch.utils.data.DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
+    # Workers start from a fresh "forkserver" process, not a fork of this one: a fork taken
+    # while OpenCV's or OpenMP's thread pools are busy can inherit a held lock and hang forever.
+    context = "forkserver" if workers else None
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -145,5 +148,6 @@ def make_loader(
         worker_init_fn=worker_init if workers else None,
         generator=g,
         pin_memory=pin_memory,
-        persistent_workers=False,
+        multiprocessing_context=context,
+        persistent_workers=False,  # fresh workers each epoch see the dataset's new epoch number
     )

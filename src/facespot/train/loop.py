@@ -75,8 +75,29 @@ def load_sources(sources: Sequence[SourceConfig], where: str) -> list[FaceRecord
     records: list[FaceRecord] = []
     for s in sources:
         got = open_records(s.path, s.format, **s.options) if s.options else open_records(s.path, s.format)
+        if s.include:
+            keep = read_name_list(s.include, where)
+            got = [r for r in got if r.name in keep]
+            if not got:
+                raise FacespotError(f"{where}: none of the images listed in {s.include} is in {s.path}")
+        if s.exclude:
+            drop = read_name_list(s.exclude, where)
+            got = [r for r in got if r.name not in drop]
         records.extend(got)
     return records
+
+
+def read_name_list(path: str, where: str) -> set[str]:
+    """Image names of a split file (one per line, ``#`` starts a comment), found next to
+    the recipe when the path is relative."""
+    p = Path(path)
+    if not p.is_absolute() and where and Path(where).exists():
+        p = Path(where).parent / p
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FacespotError(f"{where}: cannot read image list {p}: {exc.strerror or exc}") from None
+    return {ln.split("#", 1)[0].strip() for ln in lines} - {""}
 
 
 def split_holdout(records: list[FaceRecord], fraction: float, seed: int) -> tuple[list[FaceRecord], list[FaceRecord]]:

@@ -1,0 +1,219 @@
+"""Whole-call latency of ``detector(frame)`` on 640x480 frames, every model x backend x threads.
+
+What is timed is what a user waits for: BGR array in, ``list[Face]`` out (colour handling,
+resize/letterbox, normalisation, the network, decoding, NMS). Untrained weights are fine for
+timing -- except that an untrained head scores thousands of anchors above the threshold,
+which makes NMS far busier than with trained weights; the ``cand`` column shows how many
+candidates entered NMS so the post-processing numbers can be read in that light.
+
+A second table splits FaceBoxes' time into network vs decode+NMS at several candidate counts.
+Peers (MediaPipe BlazeFace, OpenCV Haar) are timed in the same run when their venv exists
+(see ``benchmarks/peers/README.md``).
+
+    python benchmarks/latency.py                       # all models, both backends, 1 and 2 threads
+    python benchmarks/latency.py --models faceboxes --threads 1 --runs 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "wider-val-dev" / "images"
+
+
+def load_frames(n: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` 640x480 BGR frames: WIDER val-dev photos (cropped/resized) when present, else synthetic."""
+    files = sorted(DATA.rglob("*.jpg"))[:n] if DATA.is_dir() else []
+    frames = []
+    for f in files:
+        img = cv2.imread(str(f))
+        if img is None:
+            continue
+        h, w = img.shape[:2]
+        s = max(640 / w, 480 / h)
+        img = cv2.resize(img, (max(640, round(w * s)), max(480, round(h * s))), interpolation=cv2.INTER_AREA)
+        frames.append(np.ascontiguousarray(img[:480, :640]))
+    if frames:
+        return np.stack(frames), f"{len(frames)} WIDER val-dev photos"
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (n, 480, 640, 3), dtype=np.uint8).reshape(-1, 640, 3), (9, 9), 3)
+    return base.reshape(n, 480, 640, 3), f"{n} synthetic frames"
+
+
+def time_calls(fn, frames, runs: int, budget: float, warmup: int = 2) -> list[float]:
+    for i in range(warmup):
+        fn(frames[i % len(frames)])
+    out: list[float] = []
+    start = time.perf_counter()
+    while len(out) < runs and (time.perf_counter() - start < budget or len(out) < 3):
+        f = frames[len(out) % len(frames)]
+        t = time.perf_counter()
+        fn(f)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def count_candidates(det, frame) -> int:
+    from facespot.runtime.postprocess import logit_threshold
+
+    view = det._views(*frame.shape[:2])[0]
+    from facespot.runtime.preprocess import render_view
+
+    x = det._normalize([render_view(np.ascontiguousarray(frame[:, :, ::-1]), view)])
+    logits = det.run_network(x)[1][0]
+    return int(min((logits >= logit_threshold(det.options.score_threshold)).sum(), det.options.pre_nms_top_k))
+
+
+def bench_ours(models, backends, threads_list, frames, runs, budget, threshold) -> list[dict]:
+    import torch
+
+    from facespot.models import build
+    from facespot.runtime.detector import Detector
+
+    rows = []
+    for name in models:
+        torch.manual_seed(0)
+        model = build(name).eval()
+        for backend in backends:
+            for threads in threads_list:
+                det = Detector.from_model(model, backend, threads=threads, score_threshold=threshold, trained=False)
+                net, post = [], []
+
+                def call(f, det=det):
+                    det(f)
+                    net.append(det.last_timing["network"])
+                    post.append(det.last_timing["postprocess"])
+
+                t = time_calls(call, frames, runs, budget)
+                med = statistics.median(t) * 1000
+                rows.append({
+                    "model": name, "backend": backend, "threads": threads, "median_ms": med,
+                    "p90_ms": float(np.percentile(t, 90)) * 1000, "fps": 1000 / med, "runs": len(t),
+                    "net_ms": statistics.median(net) * 1000, "post_ms": statistics.median(post) * 1000,
+                    "cand": count_candidates(det, frames[0]),
+                })  # fmt: skip
+                print_row(rows[-1], flush=True)
+    return rows
+
+
+def faceboxes_split(frames, threads: int, runs: int) -> list[dict]:
+    """Network vs decode+NMS for FaceBoxes (ONNX Runtime) as the candidate count grows."""
+    import torch
+
+    from facespot.models import build
+    from facespot.runtime import postprocess as post
+    from facespot.runtime.detector import Detector
+    from facespot.runtime.preprocess import render_view
+
+    torch.manual_seed(0)
+    det = Detector.from_model(build("faceboxes").eval(), "onnxruntime", threads=threads, trained=False)
+    frame = np.ascontiguousarray(frames[0][:, :, ::-1])
+    view = det._views(480, 640)[0]
+    x = det._normalize([render_view(frame, view)])
+    out = [o[0] for o in det.run_network(x)]
+    anchors = det.anchors(view.canvas_h, view.canvas_w)
+    net = statistics.median(time_calls(lambda _: det.run_network(x), [0], runs, 5.0)) * 1000
+    logits = np.sort(out[1])[::-1]
+    rows = []
+    for k in (10, 100, 1000, 5000):
+        if k > len(logits):
+            continue
+        thr = float(1 / (1 + np.exp(-logits[k - 1])))  # a threshold that lets exactly ~k anchors through
+        det.options.score_threshold = thr
+        t = time_calls(lambda _: det._view_faces(out, anchors, view, 640, 480), [0], runs, 5.0)
+        kept = len(det._view_faces(out, anchors, view, 640, 480)[0])
+        rows.append({"candidates": k, "kept": kept, "net_ms": net, "post_ms": statistics.median(t) * 1000})
+    det.options.score_threshold = 0.5
+    return rows
+
+
+def bench_peers(python: str, frames: np.ndarray, threads_list, runs, budget) -> list[dict]:
+    script = ROOT / "benchmarks" / "peers" / "peers_latency.py"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frames.npy"
+        np.save(path, frames)
+        for threads in threads_list:
+            cmd = [python, str(script), "--frames", str(path), "--threads", str(threads), "--runs", str(runs),
+                   "--budget", str(budget), "--json"]  # fmt: skip
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if res.returncode != 0:
+                print(f"peers failed ({res.returncode}): {res.stderr.strip().splitlines()[-1:]}")
+                continue
+            line = [ln for ln in res.stdout.splitlines() if ln.startswith("[")][-1]
+            for r in json.loads(line):
+                rows.append(r)
+                print_row(r, flush=True)
+    return rows
+
+
+HEADER = f"{'model':28s} {'backend':22s} {'thr':>3s} {'median ms':>9s} {'p90 ms':>9s} {'FPS':>7s} {'net ms':>8s} {'post ms':>8s} {'cand':>6s}"
+
+
+def print_row(r: dict, flush: bool = False) -> None:
+    def f(v, w, p=2):
+        return f"{v:{w}.{p}f}" if isinstance(v, (int, float)) and v is not None else f"{'-':>{w}s}"
+
+    cand = r.get("cand")
+    print(
+        f"{r['model']:28s} {r['backend']:22s} {r['threads']:>3d} {f(r['median_ms'], 9)} {f(r['p90_ms'], 9)} "
+        f"{f(r['fps'], 7, 1)} {f(r.get('net_ms'), 8)} {f(r.get('post_ms'), 8)} {cand if cand is not None else '-':>6}",
+        flush=flush,
+    )
+
+
+def main() -> None:
+    from facespot.models import available
+    from facespot.runtime.backends import physical_cores
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    ap.add_argument("--backends", nargs="*", default=["torch", "onnxruntime"])
+    ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
+    ap.add_argument("--runs", type=int, default=30, help="timed calls per configuration (at most)")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per configuration (at least 3 calls)")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--peers-python", default="/tmp/peers-venv/bin/python", help="python of the peers venv ('' to skip)")
+    args = ap.parse_args()
+
+    frames, what = load_frames(args.frames)
+    import onnxruntime
+    import torch
+
+    print(f"frames: {what}, 640x480; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
+          f"{os.cpu_count()} logical CPUs, {physical_cores()} physical cores usable; score threshold {args.threshold}")  # fmt: skip
+    print("whole detector(frame) call; net/post = median network and decode+NMS time inside it; "
+          "cand = anchors above threshold entering NMS (untrained weights!)\n")  # fmt: skip
+    print(HEADER)
+    rows = bench_ours(args.models or available(), args.backends, args.threads, frames, args.runs, args.budget, args.threshold)
+    if args.peers_python and Path(args.peers_python).exists():
+        rows += bench_peers(args.peers_python, frames, args.threads, args.runs, args.budget)
+    elif args.peers_python:
+        print(f"(peers skipped: {args.peers_python} not found; see benchmarks/peers/README.md)")
+
+    print("\nFaceBoxes 640x480, ONNX Runtime, 1 thread: network vs decode+NMS by candidate count")
+    print(f"{'candidates':>10s} {'kept':>6s} {'net ms':>8s} {'post ms':>8s}")
+    for r in faceboxes_split(frames, 1, args.runs):
+        print(f"{r['candidates']:>10d} {r['kept']:>6d} {r['net_ms']:8.2f} {r['post_ms']:8.2f}")
+    fb = [r for r in rows if r["model"] == "faceboxes" and r["backend"] == "onnxruntime" and r["threads"] == 1]
+    if fb:
+        verdict = "meets" if fb[0]["fps"] >= 20 else "MISSES"
+        print(f"\nFaceBoxes, ONNX Runtime, 1 thread: {fb[0]['fps']:.1f} FPS whole call ({verdict} the 20 FPS target)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

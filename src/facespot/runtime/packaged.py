@@ -1,0 +1,138 @@
+"""Weights shipped inside the package (``facespot/weights/``), found offline and hash-checked.
+
+``facespot/weights/manifest.json`` lists the packaged files::
+
+    {
+      "format": 1,
+      "default": "faceboxes-wider",
+      "models": {
+        "faceboxes-wider": {"file": "faceboxes_wider.safetensors",
+                            "sha256": "<64 hex digits>",
+                            "description": "FaceBoxes trained on WIDER FACE train"}
+      }
+    }
+
+``facespot.load("default")`` (and ``--model default``) resolves ``default`` through this file
+with :mod:`importlib.resources` -- never the network -- and refuses a file whose SHA-256 does
+not match: a truncated download or a swapped file must not silently become "the detector".
+:func:`add_packaged` writes an entry (maintainers use it when shipping trained weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from facespot.errors import FacespotError
+
+PACKAGE = "facespot.weights"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+HOW_TO_PROVIDE = (
+    "Train a detector (e.g. `facespot train configs/faceboxes_wider.yaml --out runs/faceboxes`) and pass "
+    "its weights: `facespot detect IMAGE --model runs/faceboxes/best.safetensors`, or in Python "
+    "facespot.load('runs/faceboxes/best.safetensors'). To ship weights as the default, copy the "
+    ".safetensors file into facespot/weights/ and register it with "
+    "facespot.runtime.packaged.add_packaged(path, name, default=True) (see facespot/weights/README.md)."
+)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (weights can be hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _package_dir(package: str) -> Path:
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError:
+        raise FacespotError(f"weights package {package!r} is not installed") from None
+    return Path(str(root))
+
+
+def read_manifest(package: str = PACKAGE) -> dict[str, Any] | None:
+    """The parsed manifest, or None when the package ships none."""
+    folder = _package_dir(package)
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FacespotError(f"{path}: unreadable weights manifest ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise FacespotError(f"{path}: expected a JSON object with a 'models' object (see facespot.runtime.packaged)")
+    return data
+
+
+def packaged_names(package: str = PACKAGE) -> list[str]:
+    """Names ``facespot.load`` accepts from the packaged manifest (plus ``default`` if set)."""
+    data = read_manifest(package)
+    if data is None:
+        return []
+    names = sorted(data["models"])
+    return (["default"] + names) if data.get("default") else names
+
+
+def resolve_packaged(name: str = "default", package: str = PACKAGE) -> Path:
+    """Path of a packaged weights file after checking its SHA-256 against the manifest."""
+    folder = _package_dir(package)
+    manifest_path = folder / MANIFEST
+    data = read_manifest(package)
+    if data is None:
+        raise FacespotError(
+            f"no packaged weights: {manifest_path} does not exist, so model={name!r} has nothing to load "
+            f"(this build of facespot ships no trained weights yet). {HOW_TO_PROVIDE}"
+        )
+    key = name
+    if name == "default":
+        key = data.get("default")
+        if not key:
+            raise FacespotError(f"{manifest_path}: no 'default' entry, so model='default' has nothing to load. {HOW_TO_PROVIDE}")
+    entry = data["models"].get(key)
+    if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+        known = ", ".join(sorted(data["models"])) or "none"
+        raise FacespotError(
+            f"{manifest_path}: no usable entry {key!r} (needs 'file' and 'sha256'); packaged models: {known}"
+        )
+    path = folder / str(entry["file"])
+    if not path.is_file():
+        raise FacespotError(
+            f"{path}: packaged weights {key!r} are listed in {manifest_path.name} but the file is missing "
+            f"(a partial install?). {HOW_TO_PROVIDE}"
+        )
+    digest = sha256_file(path)
+    if digest.lower() != str(entry["sha256"]).lower():
+        raise FacespotError(
+            f"{path}: SHA-256 {digest} does not match {entry['sha256']} in {manifest_path.name}; "
+            "the packaged weights are corrupt or were replaced -- reinstall facespot or re-register the file"
+        )
+    return path
+
+
+def add_packaged(
+    weights: str | Path, name: str, folder: str | Path | None = None, default: bool = False, description: str = ""
+) -> dict[str, Any]:
+    """Register a weights file (already inside ``folder``) in the manifest with its SHA-256."""
+    weights = Path(weights)
+    folder = Path(folder) if folder is not None else _package_dir(PACKAGE)
+    if weights.resolve().parent != folder.resolve():
+        raise FacespotError(f"{weights}: copy the file into {folder} first (packaged files live next to the manifest)")
+    path = folder / MANIFEST
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"format": MANIFEST_FORMAT, "models": {}}
+    data.setdefault("models", {})[name] = {"file": weights.name, "sha256": sha256_file(weights), "description": description}
+    if default:
+        data["default"] = name
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return data

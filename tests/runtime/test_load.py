@@ -1,0 +1,122 @@
+"""facespot.load: model resolution, packaged weights (hash-checked), bad inputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import facespot
+from facespot.errors import FacespotError
+from facespot.models import build
+from facespot.models.io import save_weights
+from facespot.runtime.packaged import add_packaged, packaged_names, resolve_packaged, sha256_file
+
+
+def test_default_without_packaged_weights_says_what_is_missing():
+    with pytest.raises(FacespotError) as exc:
+        facespot.load("default")
+    msg = str(exc.value)
+    assert "manifest.json" in msg and "ships no trained weights" in msg
+    assert "facespot train" in msg and "--model" in msg and "add_packaged" in msg
+
+
+def test_registry_name_needs_untrained_flag():
+    with pytest.raises(FacespotError, match="untrained=True"):
+        facespot.load("blazeface_front")
+    det = facespot.load("blazeface_front", backend="torch", untrained=True)
+    assert not det.trained and "UNTRAINED" in repr(det)
+
+
+def test_unknown_names_and_missing_files():
+    with pytest.raises(FacespotError, match="known names"):
+        facespot.load("not_a_model")
+    with pytest.raises(FacespotError, match="weights file not found"):
+        facespot.load("missing/weights.safetensors")
+    with pytest.raises(FacespotError, match="unknown backend"):
+        facespot.load("blazeface_front", backend="tensorrt", untrained=True)
+    with pytest.raises(FacespotError, match="unknown detector option"):
+        facespot.load("blazeface_front", untrained=True, backend="torch", thresh=0.3)
+
+
+def test_weights_of_an_unknown_model(tmp_path):
+    model = build("blazeface_front")
+    model.config["name"] = "mystery_net"
+    path = save_weights(model, tmp_path / "m.safetensors")
+    with pytest.raises(FacespotError, match="unknown model 'mystery_net'"):
+        facespot.load(path)
+
+
+def test_bad_arrays_and_pixel_limit(tiny_weights, tmp_path):
+    det = facespot.load(tiny_weights, backend="torch", max_pixels=10_000)
+    with pytest.raises(FacespotError, match="over the limit of 10000"):
+        det(np.zeros((101, 100, 3), np.uint8))
+    assert isinstance(det(np.zeros((100, 100, 3), np.uint8)), list)
+    with pytest.raises(FacespotError, match="zero size"):
+        det(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(FacespotError, match="channels"):
+        det(np.zeros((10, 10, 5), np.uint8))
+    import cv2
+
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.zeros((120, 100, 3), np.uint8))
+    with pytest.raises(FacespotError, match="big.png.*over the limit"):
+        det(big)
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    with pytest.raises(FacespotError, match="cut.jpg"):
+        det(str(bad))
+
+
+def test_onnx_file_roundtrip_and_torch_refusal(tiny_weights, tmp_path):
+    from facespot.cli import main
+
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", str(tiny_weights), "--onnx", str(out)]) == 0
+    img = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    a = facespot.load(out, threads=1, score_threshold=0.2)(img)
+    b = facespot.load(tiny_weights, backend="torch", score_threshold=0.2)(img)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose([f.box for f in a], [f.box for f in b], atol=1e-2)
+    with pytest.raises(FacespotError, match="only with backend 'onnxruntime'"):
+        facespot.load(out, backend="torch")
+
+
+def _fake_package(tmp_path, monkeypatch, name="fs_test_weights"):
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop(name, None)
+    return pkg
+
+
+def test_packaged_weights_hash_checked(tmp_path, monkeypatch):
+    pkg = _fake_package(tmp_path, monkeypatch)
+    with pytest.raises(FacespotError, match="manifest.json does not exist"):
+        resolve_packaged("default", package=pkg.name)
+    torch.manual_seed(0)
+    weights = save_weights(build("blazeface_front"), pkg / "bf.safetensors")
+    add_packaged(weights, "bf-test", folder=pkg, default=True)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert manifest["default"] == "bf-test"
+    assert manifest["models"]["bf-test"]["sha256"] == sha256_file(weights)
+    assert packaged_names(pkg.name) == ["default", "bf-test"]
+    assert resolve_packaged("default", package=pkg.name) == weights
+    assert resolve_packaged("bf-test", package=pkg.name) == weights
+    det = facespot.load(resolve_packaged(package=pkg.name), backend="torch")
+    assert det.model_name == "blazeface_front" and det.trained
+
+    data = bytearray(weights.read_bytes())  # flip one byte of a tensor
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(FacespotError, match="does not match"):
+        resolve_packaged("default", package=pkg.name)
+    weights.unlink()
+    with pytest.raises(FacespotError, match="file is missing"):
+        resolve_packaged("default", package=pkg.name)
+    with pytest.raises(FacespotError, match="no usable entry 'other'"):
+        resolve_packaged("other", package=pkg.name)
