@@ -16,9 +16,10 @@ from facespot.models.io import save_weights
 from facespot.runtime.packaged import add_packaged, packaged_names, resolve_packaged, sha256_file
 
 
-def test_default_without_packaged_weights_says_what_is_missing():
+def test_default_without_packaged_weights_says_what_is_missing(tmp_path, monkeypatch):
+    pkg = _fake_package(tmp_path, monkeypatch)  # a build of facespot with an empty weights folder
     with pytest.raises(FacespotError) as exc:
-        facespot.load("default")
+        resolve_packaged("default", package=pkg.name)
     msg = str(exc.value)
     assert "manifest.json" in msg and "ships no trained weights" in msg
     assert "facespot train" in msg and "--model" in msg and "add_packaged" in msg
@@ -120,3 +121,36 @@ def test_packaged_weights_hash_checked(tmp_path, monkeypatch):
         resolve_packaged("default", package=pkg.name)
     with pytest.raises(FacespotError, match="no usable entry 'other'"):
         resolve_packaged("other", package=pkg.name)
+
+
+def test_packaged_onnx_is_preferred_by_onnxruntime_and_hash_checked(tmp_path, monkeypatch):
+    from facespot.runtime.onnx_export import export_onnx
+
+    pkg = _fake_package(tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    model = build("blazeface_front").eval()
+    weights = save_weights(model, pkg / "bf.safetensors")
+    onnx_file = export_onnx(model, pkg / "bf.onnx")
+    add_packaged(weights, "bf", folder=pkg, default=True, onnx=onnx_file)
+    assert resolve_packaged("default", package=pkg.name, prefer_onnx=True) == onnx_file
+    assert resolve_packaged("default", package=pkg.name) == weights
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")  # a replaced or damaged export
+    with pytest.raises(FacespotError, match="does not match"):
+        resolve_packaged("default", package=pkg.name, prefer_onnx=True)
+    assert resolve_packaged("default", package=pkg.name) == weights  # the weights entry is intact
+    outside = export_onnx(model, tmp_path / "elsewhere.onnx")
+    with pytest.raises(FacespotError, match="copy the file into"):
+        add_packaged(weights, "bf", folder=pkg, onnx=outside)
+
+
+def test_pil_images_are_taken_as_rgb_whatever_the_flag():
+    Image = pytest.importorskip("PIL.Image")
+    from facespot.runtime.detector import to_rgb_array
+
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red
+    for flag in (False, True):
+        assert np.array_equal(to_rgb_array(Image.fromarray(rgb), rgb=flag), rgb)
+    pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)  # -> converted, still red
+    assert np.array_equal(to_rgb_array(pal, rgb=False), rgb)
+    assert np.array_equal(to_rgb_array(rgb[..., ::-1], rgb=False), rgb)  # a BGR array

@@ -72,3 +72,22 @@ def test_training_from_cache_with_gpu_augment_on_cpu(tmp_path):
     torch.manual_seed(0)
     res = train(cfg, model=TinyNet(), progress=False)
     assert res.epochs_done == 2 and len(res.step_losses) == 4 and all(np.isfinite(res.step_losses))
+
+
+def test_cached_training_never_sees_validation_images(tmp_path):
+    from facespot.train.config import config_from_dict
+    from facespot.train.loop import train
+
+    records = _records()
+    write_cache(records, tmp_path / "c", side=128)
+    val = [records[0]]
+    cfg = config_from_dict({
+        "model": {"name": "faceboxes"},
+        "data": {"cache": str(tmp_path / "c"), "input_size": [64, 64], "val_limit": None},
+        "epochs": 1, "batch_size": 1, "workers": 0, "val_every": 0, "out_dir": str(tmp_path / "run"),
+        "optim": {"name": "adamw", "lr": 1e-3},
+    }, "t.yaml")
+    torch.manual_seed(0)
+    res = train(cfg, model=TinyNet(), val_records=val, progress=False)
+    # one image per step: every cached image but the validation one
+    assert len(res.step_losses) == len([r for r in records if r.image_path.is_file()]) - 1

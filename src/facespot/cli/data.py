@@ -1,4 +1,5 @@
-"""``facespot data ...``: look at data sets (argument parsing only; logic in facespot.data)."""
+"""``facespot data ...``: look at data sets: ``stats`` and ``preview`` (argument parsing only;
+logic in facespot.data)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--max-problems", type=int, default=10, metavar="N", help="problems listed per kind (default 10)")
     stats.set_defaults(func=_stats)
 
+    register_preview(data_sub)
+
 
 def _stats(args: argparse.Namespace) -> int:
     from facespot.data.formats import detect_format, open_records
@@ -41,3 +44,116 @@ def _stats(args: argparse.Namespace) -> int:
     stats = compute_stats(records, check_images=not args.no_check_images)
     print(format_stats(stats, title=f"{args.dataset} ({fmt})", max_problems=args.max_problems))
     return 0
+
+
+# ------------------------------------------------------------------------------ preview
+
+# Extensions OpenCV always has a writer for; checked up front so a typo in --out is a
+# one-line error before any image is decoded, not an OpenCV exception at the end.
+_SHEET_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def register_preview(data_sub: argparse._SubParsersAction) -> None:
+    p = data_sub.add_parser(
+        "preview",
+        help="write a contact sheet of augmented training samples with their boxes drawn",
+        description=(
+            "Draw N samples through the training augmentation (a recipe's `augment` list, or the\n"
+            "default pipeline) and write them as one grid image, boxes in green and landmarks\n"
+            "coloured by index. One look catches boxes that drift after a flip or rotation\n"
+            "before a training run is spent on them. The same --seed gives the same sheet."
+        ),
+        epilog=ACCEPTED_LAYOUTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", metavar="DATASET", nargs="?", help="data folder or annotation file (default: the recipe's data.train sources)")
+    p.add_argument("--format", default="auto", metavar="FMT", help=f"annotation format: auto, {', '.join(FORMATS)} (default: detect)")
+    p.add_argument("--split", choices=("train", "val"), help="WIDER FACE split when the folder holds both")
+    p.add_argument("--recipe", metavar="YAML", help="training recipe whose augment list and input size to use")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value (repeatable)")
+    p.add_argument("--input", metavar="HxW", help="training input size the pipeline resizes to, e.g. 640 or 480x640 "
+                   "(default: the recipe's data.input_size or its model's training size, else 640)")
+    p.add_argument("--n", type=int, default=16, metavar="N", help="samples on the sheet (default 16)")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="side of each square tile in pixels (default 256)")
+    p.add_argument("--columns", type=int, default=4, metavar="C", help="tiles per row (default 4, at most N)")
+    p.add_argument("--seed", type=int, default=0, help="picks the samples and drives the augmentation (default 0)")
+    p.add_argument("--out", required=True, metavar="IMAGE", help=f"sheet to write ({', '.join(_SHEET_EXTENSIONS)})")
+    p.set_defaults(func=_preview)
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """``"640"`` -> (640, 640); ``"480x640"`` -> (480, 640) as (height, width)."""
+    from facespot.errors import FacespotError
+
+    parts = text.lower().split("x")
+    try:
+        nums = [int(v) for v in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2) or min(nums) < 8:
+        raise FacespotError(f"--input {text!r}: expected a size like 640 or HEIGHTxWIDTH like 480x640 (each >= 8)")
+    return (nums[0], nums[-1])
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from facespot.data.formats import open_records
+    from facespot.data.preview import write_preview
+    from facespot.errors import FacespotError
+
+    out = Path(args.out)
+    if out.suffix.lower() not in _SHEET_EXTENSIONS:
+        raise FacespotError(f"--out {out}: expected an image file name ending in {', '.join(_SHEET_EXTENSIONS)}")
+    if args.format != "auto" and args.format not in FORMATS:
+        raise FacespotError(f"--format {args.format!r}: unknown data format; expected auto or one of {', '.join(FORMATS)}")
+    if args.n < 1 or args.columns < 1:
+        raise FacespotError("--n and --columns must be at least 1")
+    if args.size < 32:
+        raise FacespotError(f"--size {args.size}: tiles must be at least 32 pixels")
+    if args.overrides and not args.recipe:
+        raise FacespotError("--set needs --recipe")
+
+    cfg = None
+    if args.recipe:
+        from facespot.train.config import load_config
+
+        cfg = load_config(args.recipe, args.overrides)
+
+    if args.dataset is not None:
+        options = {"split": args.split} if args.split else {}
+        records = open_records(args.dataset, format=args.format, **options)
+        what = args.dataset
+    elif cfg is not None:
+        from facespot.train.loop import load_sources
+
+        records = load_sources(cfg.data.train, cfg.source)
+        what = f"{args.recipe} (data.train)"
+    else:
+        raise FacespotError("give a DATASET, or a --recipe whose data.train sources to preview")
+    if not records:
+        raise FacespotError(f"{what}: the data set holds no images")
+
+    size = _preview_input_size(args, cfg)
+    steps = cfg.augment if cfg is not None else None
+    where = f"{cfg.source}: augment" if cfg is not None else "preview augment"
+    from facespot.data.augment import build_augment
+
+    pipe = build_augment(steps, size, where=where)
+    columns = min(args.columns, args.n)
+    path = write_preview(records, out, pipe, size, count=args.n, columns=columns, tile=args.size, seed=args.seed)
+    print(f"wrote {path}: {args.n} sample(s) drawn from {len(records)} image(s) of {what}, input {size[0]}x{size[1]} (HxW)")
+    return 0
+
+
+def _preview_input_size(args: argparse.Namespace, cfg) -> tuple[int, int]:
+    """--input, else what training would use (the recipe's size, or its model's), else 640."""
+    if args.input:
+        return parse_input_size(args.input)
+    if cfg is None:
+        return (640, 640)
+    if cfg.data.input_size is not None:
+        return (int(cfg.data.input_size[0]), int(cfg.data.input_size[1]))
+    from facespot.models import build
+    from facespot.train.loop import resolve_input_size
+
+    # building the model is the only way to learn sizes set from options (grid, yolo)
+    return resolve_input_size(cfg, build(cfg.model.name, **cfg.model.options))

@@ -3,6 +3,8 @@
 ``facespot eval wider --pred DIR --gt DIR`` runs the official WIDER FACE val protocol on a
 prediction folder (``<event>/<name>.txt``); ``facespot eval fddb --pred FILE --folds DIR
 --images DIR`` computes the FDDB discrete ROC of one detection file.
+``facespot eval dataset DATA --format F (--model M | --pred FILE.jsonl)`` scores a model or
+``facespot detect --json`` lines on any annotated data set: AP@0.5 and landmark NME.
 """
 
 from __future__ import annotations
@@ -52,6 +54,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--json", metavar="FILE", help="write the ROC points here")
     f.add_argument("--label", default="detector", help="method name for the plot legend")
     f.set_defaults(func=_fddb)
+
+    d = eval_sub.add_parser(
+        "dataset",
+        help="AP@0.5 (and landmark NME) of a model or a prediction file on any annotated data set",
+        description=(
+            "Score a detector on an annotated data set (any format facespot reads): AP at --iou (VOC all-point, "
+            "difficult/invalid faces ignored) and, when both the data and the detector have landmarks, the "
+            "normalised mean error (distance / inter-ocular distance) of faces matched at IoU >= --iou. "
+            "Either run a model (--model, at --threshold 0.02) or read JSON lines written by "
+            "`facespot detect --json` (run it with --threshold 0.02 so AP sees the low-score tail)."
+        ),
+    )
+    d.add_argument("data", metavar="DATA", help="data folder or annotation file")
+    d.add_argument("--format", default="auto", help="data format: auto, wider, voc, yolo, coco, caltech, fddb (default: auto)")
+    d.add_argument("--include", metavar="LIST", help="evaluate only the images named here (one per line, '#' comments)")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="M", help="what `facespot detect --model` takes: .safetensors / .onnx file or packaged name")
+    src.add_argument("--pred", metavar="FILE.jsonl", help="predictions as written by `facespot detect --json`")
+    d.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime", help="with --model (default: onnxruntime)")
+    d.add_argument("--threads", type=int, help="with --model: CPU threads")
+    d.add_argument("--threshold", type=float, default=0.02, help="with --model: lowest detection score kept (default: 0.02)")
+    d.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive and for landmark matching (default: 0.5)")
+    d.add_argument("--keypoint-map", default="identity", metavar="MAP",
+                   help="predicted keypoint index for each data landmark: 'identity' (facespot models), 'mediapipe', "
+                        "or indices such as 0,1,2,3 (default: identity)")  # fmt: skip
+    d.add_argument("--landmark-threshold", type=float, default=0.5,
+                   help="only detections scoring at least this are matched for NME (default: 0.5)")  # fmt: skip
+    d.add_argument("--label", help="row label (default: the data folder and the model / prediction file names)")
+    d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
+    d.add_argument("--json", metavar="OUT", help="write the result here")
+    d.set_defaults(func=_dataset)
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -109,6 +142,54 @@ def _fddb(args: argparse.Namespace) -> int:
         from facespot.eval.plots import plot_fddb_roc
 
         print(f"ROC curve: {plot_fddb_roc({args.label: result}, args.plot, max_fp=max(args.fp))}")
+    if args.json:
+        _write_json(args.json, result.to_dict())
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from facespot.data.formats import FORMATS, open_records
+    from facespot.eval.dataset_eval import (
+        evaluate_dataset, format_table, parse_keypoint_map, predict_records, read_prediction_jsonl, select_records,
+    )  # fmt: skip
+
+    if args.format != "auto" and args.format not in FORMATS:
+        raise FacespotError(f"unknown data format {args.format!r}; expected auto or one of {', '.join(FORMATS)}")
+    if not 0.0 < args.iou <= 1.0:
+        raise FacespotError(f"--iou must be in (0, 1], got {args.iou}")
+    keypoint_map = parse_keypoint_map(None if args.keypoint_map == "identity" else args.keypoint_map)
+    all_records = open_records(args.data, args.format)
+    records, missing = select_records(all_records, args.include)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        print(f"facespot: warning: {len(missing)} image(s) of {args.include} are not in {args.data}: {shown}", file=sys.stderr)
+    if args.pred:
+        read = read_prediction_jsonl(args.pred, all_records)
+        predictions = read.predictions
+        failed = set(read.failed) & {r.name for r in records}
+        if failed:
+            print(f"facespot: warning: {len(failed)} image(s) could not be read by the detector; they count as misses", file=sys.stderr)
+        source = Path(args.pred).name
+    else:
+        from facespot.runtime.detector import load
+
+        detector = load(args.model, backend=args.backend, threads=args.threads, score_threshold=args.threshold)
+        predictions = predict_records(detector, records, progress=args.progress)
+        source = Path(args.model).name
+    label = args.label or f"{Path(args.data).name} / {source}"
+    result = evaluate_dataset(records, predictions, label=label, iou_threshold=args.iou,
+                              keypoint_map=keypoint_map, landmark_threshold=args.landmark_threshold)  # fmt: skip
+    if result.images_without_predictions:
+        print(f"facespot: warning: {result.images_without_predictions} of {result.num_images} evaluated image(s) have no "
+              "prediction line; they count as images without detections", file=sys.stderr)  # fmt: skip
+    if result.min_score is not None and result.min_score >= 0.3:
+        print(f"facespot: note: the lowest prediction score is {result.min_score:.2f}; AP is underestimated when "
+              "low-score detections are cut (use a threshold such as 0.02)", file=sys.stderr)  # fmt: skip
+    print(format_table([result]))
+    if result.landmarks is not None:
+        lm = result.landmarks
+        print(f"landmarks: keypoint map {lm.keypoint_map}, detections scoring >= {lm.score_threshold:g} matched at IoU >= {args.iou:g}")
     if args.json:
         _write_json(args.json, result.to_dict())
         print(f"JSON: {args.json}")

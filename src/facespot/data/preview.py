@@ -51,7 +51,7 @@ def write_preview(
     tile: int = 256,
     seed: int = 0,
 ) -> Path:
-    """Write a PNG grid of ``count`` augmented samples drawn from ``records``.
+    """Write an image grid (PNG or JPEG, by the name) of ``count`` augmented samples drawn from ``records``.
 
     Parameters
     ----------
@@ -96,6 +96,10 @@ def write_preview(
         sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = t
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise FacespotError(f"{out_path}: cannot write the preview image (is the extension .png?)")
+    try:
+        ok = cv2.imwrite(str(out_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    except cv2.error:  # OpenCV raises, rather than returns False, for an unknown extension
+        ok = False
+    if not ok:
+        raise FacespotError(f"{out_path}: cannot write the preview image (use a .png or .jpg name)")
     return out_path

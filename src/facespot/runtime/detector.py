@@ -13,7 +13,7 @@ alpha (``HxWx4``, dropped) and 16-bit / float arrays are converted as ``read_ima
 
 Model choice (``model=``):
 
-* ``"default"``: the packaged weights (:mod:`.packaged`); this build ships none yet, so it
+* ``"default"``: the packaged weights (:mod:`.packaged`, hash-checked; a build without them
   raises a :class:`FacespotError` saying how to train or provide weights;
 * a path to a facespot ``.safetensors`` weights file, or to an ``.onnx`` file written by
   ``facespot export`` (its facespot metadata travels inside the file);
@@ -103,6 +103,10 @@ def to_rgb_array(image: Any, rgb: bool, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """Path / array / ``__array__`` object -> ``HxWx3`` uint8 RGB (BGR arrays unless ``rgb``)."""
     if isinstance(image, (str, Path)):
         return read_image(image, max_pixels=max_pixels)
+    if type(image).__module__.startswith("PIL."):  # a PIL image knows its colours: always RGB
+        rgb = True
+        if getattr(image, "mode", "RGB") not in ("L", "RGB", "RGBA", "I;16"):
+            image = image.convert("RGB")  # palette, CMYK, YCbCr, ...
     try:
         arr = np.asarray(image)
     except Exception as exc:
@@ -416,7 +420,7 @@ def load(
         raise FacespotError(f"threads must be at least 1, got {threads}")
     spec = str(model)
     if spec == "default" or (not _looks_like_path(spec) and spec in packaged_names()):
-        path: Path | None = resolve_packaged(spec)
+        path: Path | None = resolve_packaged(spec, prefer_onnx=backend == "onnxruntime")
     elif isinstance(model, Path) or _looks_like_path(spec):
         path = Path(spec)
         if not path.is_file():

@@ -8,13 +8,16 @@
       "models": {
         "faceboxes-wider": {"file": "faceboxes_wider.safetensors",
                             "sha256": "<64 hex digits>",
+                            "onnx": "faceboxes_wider.onnx",          # optional
+                            "onnx_sha256": "<64 hex digits>",
                             "description": "FaceBoxes trained on WIDER FACE train"}
       }
     }
 
 ``facespot.load("default")`` (and ``--model default``) resolves ``default`` through this file
 with :mod:`importlib.resources` -- never the network -- and refuses a file whose SHA-256 does
-not match: a truncated download or a swapped file must not silently become "the detector".
+not match. The ONNX Runtime backend takes the entry's exported ``.onnx`` when there is one (no
+export at start-up); the torch backend takes the ``.safetensors``. Either file must match: a truncated download or a swapped file must not silently become "the detector".
 :func:`add_packaged` writes an entry (maintainers use it when shipping trained weights).
 """
 
@@ -85,8 +88,10 @@ def packaged_names(package: str = PACKAGE) -> list[str]:
     return (["default"] + names) if data.get("default") else names
 
 
-def resolve_packaged(name: str = "default", package: str = PACKAGE) -> Path:
-    """Path of a packaged weights file after checking its SHA-256 against the manifest."""
+def resolve_packaged(name: str = "default", package: str = PACKAGE, prefer_onnx: bool = False) -> Path:
+    """Path of a packaged weights file after checking its SHA-256 against the manifest.
+
+    ``prefer_onnx``: return the entry's exported ``.onnx`` file when it lists one."""
     folder = _package_dir(package)
     manifest_path = folder / MANIFEST
     data = read_manifest(package)
@@ -106,32 +111,46 @@ def resolve_packaged(name: str = "default", package: str = PACKAGE) -> Path:
         raise FacespotError(
             f"{manifest_path}: no usable entry {key!r} (needs 'file' and 'sha256'); packaged models: {known}"
         )
-    path = folder / str(entry["file"])
+    file_key, hash_key = ("onnx", "onnx_sha256") if prefer_onnx and entry.get("onnx") else ("file", "sha256")
+    if file_key == "onnx" and "onnx_sha256" not in entry:
+        raise FacespotError(f"{manifest_path}: entry {key!r} lists an ONNX file without 'onnx_sha256'")
+    path = folder / str(entry[file_key])
     if not path.is_file():
         raise FacespotError(
             f"{path}: packaged weights {key!r} are listed in {manifest_path.name} but the file is missing "
             f"(a partial install?). {HOW_TO_PROVIDE}"
         )
     digest = sha256_file(path)
-    if digest.lower() != str(entry["sha256"]).lower():
+    if digest.lower() != str(entry[hash_key]).lower():
         raise FacespotError(
-            f"{path}: SHA-256 {digest} does not match {entry['sha256']} in {manifest_path.name}; "
+            f"{path}: SHA-256 {digest} does not match {entry[hash_key]} in {manifest_path.name}; "
             "the packaged weights are corrupt or were replaced -- reinstall facespot or re-register the file"
         )
     return path
 
 
 def add_packaged(
-    weights: str | Path, name: str, folder: str | Path | None = None, default: bool = False, description: str = ""
+    weights: str | Path,
+    name: str,
+    folder: str | Path | None = None,
+    default: bool = False,
+    description: str = "",
+    onnx: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Register a weights file (already inside ``folder``) in the manifest with its SHA-256."""
+    """Register a weights file (and optionally its exported ``.onnx``), both already inside
+    ``folder``, in the manifest with their SHA-256."""
     weights = Path(weights)
     folder = Path(folder) if folder is not None else _package_dir(PACKAGE)
-    if weights.resolve().parent != folder.resolve():
-        raise FacespotError(f"{weights}: copy the file into {folder} first (packaged files live next to the manifest)")
+    files = [weights] + ([Path(onnx)] if onnx is not None else [])
+    for f in files:
+        if f.resolve().parent != folder.resolve():
+            raise FacespotError(f"{f}: copy the file into {folder} first (packaged files live next to the manifest)")
     path = folder / MANIFEST
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"format": MANIFEST_FORMAT, "models": {}}
-    data.setdefault("models", {})[name] = {"file": weights.name, "sha256": sha256_file(weights), "description": description}
+    entry: dict[str, Any] = {"file": weights.name, "sha256": sha256_file(weights), "description": description}
+    if onnx is not None:
+        entry.update(onnx=Path(onnx).name, onnx_sha256=sha256_file(onnx))
+    data.setdefault("models", {})[name] = entry
     if default:
         data["default"] = name
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

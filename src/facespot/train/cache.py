@@ -118,6 +118,11 @@ class ImageCache:
     def padded(self, i: int) -> np.ndarray:
         return np.asarray(self.array[i])
 
+    def image_at(self, indices: Sequence[int], i: int) -> np.ndarray:
+        """Image ``indices[i]``: the cache seen through a subset (``functools.partial``
+        of this pickles into loader workers, a lambda would not)."""
+        return self.image(indices[i])
+
     def records(self) -> list[FaceRecord]:
         """Records in cache pixel coordinates (matching :meth:`image`)."""
         out = []
@@ -133,9 +138,11 @@ class ImageCache:
 class CachedSquares(torch.utils.data.Dataset):
     """Whole padded cache squares with pixel boxes, for :func:`gpu_augment_batch`."""
 
-    def __init__(self, cache: ImageCache, min_face: float = 0.0) -> None:
+    def __init__(self, cache: ImageCache, min_face: float = 0.0, indices: Sequence[int] | None = None) -> None:
         self.cache = cache
-        self.records = cache.records()
+        every = cache.records()
+        self.indices = list(range(len(every))) if indices is None else [int(i) for i in indices]
+        self.records = [every[i] for i in self.indices]
         self.min_face = float(min_face)
 
     def set_epoch(self, epoch: int) -> None:  # augmentation happens on the GPU, seeded there
@@ -150,7 +157,7 @@ class CachedSquares(torch.utils.data.Dataset):
         if self.min_face > 0 and len(b):
             b = b[((b[:, 2:] - b[:, :2]) >= self.min_face).all(1)]
         return {
-            "image": torch.from_numpy(np.array(self.cache.padded(i))),
+            "image": torch.from_numpy(np.array(self.cache.padded(self.indices[i]))),
             "boxes": torch.from_numpy(b.copy()),
             "points": None,
             "name": rec.name,

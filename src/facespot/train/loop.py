@@ -17,6 +17,7 @@ TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import sys
@@ -234,11 +235,17 @@ def train(
         cache = ImageCache(cfg.data.cache)
         if gpu_aug and model.num_keypoints:
             raise FacespotError(f"{cfg.source}: data.gpu_augment does not carry landmarks; {cfg.model.name!r} needs them")
-        train_records, image_source = cache.records(), cache.image
+        # The cache holds every training-source image; never train on a validation image.
+        held_out = {str(Path(r.image_path).resolve()) for r in val_records}
+        cached = cache.records()
+        keep = [i for i, r in enumerate(cached) if str(Path(r.image_path).resolve()) not in held_out]
+        if len(keep) < len(cached):
+            print(f"facespot train: {len(cached) - len(keep)} cached image(s) are validation images; not trained on", file=sys.stderr)
+        train_records, image_source = [cached[i] for i in keep], functools.partial(cache.image_at, keep)
     if not train_records:
         raise FacespotError(f"{cfg.source}: the training sources hold no images")
     if gpu_aug:
-        dataset = CachedSquares(cache, cfg.data.min_face)
+        dataset = CachedSquares(cache, cfg.data.min_face, keep)
     else:
         dataset = TrainDataset(train_records, augment, cfg.seed, cfg.data.min_face, image_source)
     gpu_rng = np.random.default_rng([cfg.seed, info.rank, 7])
