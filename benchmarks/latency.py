@@ -113,7 +113,6 @@ def faceboxes_split(frames, threads: int, runs: int) -> list[dict]:
     import torch
 
     from facespot.models import build
-    from facespot.runtime import postprocess as post
     from facespot.runtime.detector import Detector
     from facespot.runtime.preprocess import render_view
 

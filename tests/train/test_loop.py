@@ -15,7 +15,7 @@ from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError
 from facespot.models.base import decode_outputs
 from facespot.train.checkpoint import load_checkpoint
-from facespot.train.config import config_from_dict, load_config
+from facespot.train.config import config_from_dict
 from facespot.train.loop import train
 
 from .tiny_model import TinyNet

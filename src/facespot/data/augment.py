@@ -20,7 +20,7 @@ these few geometric steps and they must carry NaN-marked landmarks along.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import cv2

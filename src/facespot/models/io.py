@@ -10,14 +10,13 @@ wall of missing-key errors. safetensors (not pickle) means a weights file can ne
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 
 META_MODEL = "facespot_model"
 META_CONFIG = "config"
@@ -75,17 +74,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[
         seen.add(t.data_ptr())
         tensors[key] = t
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

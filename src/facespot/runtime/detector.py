@@ -24,9 +24,8 @@ Model choice (``model=``):
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 

@@ -13,8 +13,6 @@ the TorchScript-based exporter (``dynamo=False``): it needs no extra dependency
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("deltas", "logits", "points")
@@ -85,9 +84,7 @@ def export_onnx(
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     dummy = torch.zeros(1, 3, int(height), int(width), device=device)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer / deprecation chatter
             torch.onnx.export(
@@ -101,12 +98,11 @@ def export_onnx(
                 do_constant_folding=True,
                 dynamo=False,
             )
-        os.replace(tmp, path)
+
+    try:
+        return write_atomically(path, write)
     finally:
         model.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 @dataclass

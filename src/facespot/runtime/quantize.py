@@ -10,14 +10,14 @@ meaningful only for trained weights; the AP cost on WIDER needs a trained model 
 
 from __future__ import annotations
 
-import os
-import tempfile
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 
 
 def quantize_dynamic_onnx(src: str | Path, dst: str | Path) -> Path:
@@ -29,26 +29,21 @@ def quantize_dynamic_onnx(src: str | Path, dst: str | Path) -> Path:
 
     src, dst = Path(src), Path(dst)
     meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".onnx", dir=dst.parent)
-    os.close(fd)
-    import logging
 
-    try:
+    def write(tmp: str) -> None:
         logging.disable(logging.WARNING)  # its "consider pre-processing" advice is noise here
         try:
             quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
         finally:
             logging.disable(logging.NOTSET)
         add_metadata(tmp, {**meta, META_QUANTIZED: "dynamic-int8"})
-        os.replace(tmp, dst)
+
+    try:
+        write_atomically(dst, write, suffix=".onnx")  # ONNX Runtime's tools want the extension
+    except FacespotError:
+        raise
     except Exception as exc:
-        if isinstance(exc, FacespotError):
-            raise
         raise FacespotError(f"{src}: dynamic quantisation failed ({exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dst
 
 

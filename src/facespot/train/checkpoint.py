@@ -10,8 +10,6 @@ cannot run code.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 
 FORMAT = "facespot-checkpoint-1"
 
@@ -51,16 +50,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "best_ap": ckpt.best_ap,
         "recipe": ckpt.recipe,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
