@@ -12,6 +12,7 @@ Peers (MediaPipe BlazeFace, OpenCV Haar) are timed in the same run when their ve
 
     python benchmarks/latency.py                       # all models, both backends, 1 and 2 threads
     python benchmarks/latency.py --models faceboxes --threads 1 --runs 50
+    python benchmarks/latency.py --models default runs/x/best.safetensors   # trained models
 """
 
 from __future__ import annotations
@@ -82,13 +83,21 @@ def bench_ours(models, backends, threads_list, frames, runs, budget, threshold) 
     from facespot.models import build
     from facespot.runtime.detector import Detector
 
+    import facespot
+    from facespot.models import available
+
     rows = []
     for name in models:
-        torch.manual_seed(0)
-        model = build(name).eval()
+        trained = name not in available()  # "default", a packaged name or a weights file
+        if not trained:
+            torch.manual_seed(0)
+            model = build(name).eval()
         for backend in backends:
             for threads in threads_list:
-                det = Detector.from_model(model, backend, threads=threads, score_threshold=threshold, trained=False)
+                if trained:
+                    det = facespot.load(name, backend=backend, threads=threads, score_threshold=threshold)
+                else:
+                    det = Detector.from_model(model, backend, threads=threads, score_threshold=threshold, trained=False)
                 net, post = [], []
 
                 def call(f, det=det):
@@ -178,7 +187,8 @@ def main() -> None:
     from facespot.runtime.backends import physical_cores
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    ap.add_argument("--models", nargs="*", default=None,
+                    help="registry names (untrained), 'default' or weights files (trained); default: every registered model")
     ap.add_argument("--backends", nargs="*", default=["torch", "onnxruntime"])
     ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--runs", type=int, default=30, help="timed calls per configuration (at most)")
@@ -195,7 +205,7 @@ def main() -> None:
     print(f"frames: {what}, 640x480; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; "
           f"{os.cpu_count()} logical CPUs, {physical_cores()} physical cores usable; score threshold {args.threshold}")  # fmt: skip
     print("whole detector(frame) call; net/post = median network and decode+NMS time inside it; "
-          "cand = anchors above threshold entering NMS (untrained weights!)\n")  # fmt: skip
+          "cand = anchors above threshold entering NMS (many with untrained weights)\n")  # fmt: skip
     print(HEADER)
     rows = bench_ours(args.models or available(), args.backends, args.threads, frames, args.runs, args.budget, args.threshold)
     if args.peers_python and Path(args.peers_python).exists():
