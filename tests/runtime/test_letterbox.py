@@ -55,8 +55,13 @@ def test_native_size_and_max_side_cap():
     assert backend.shapes[-1] == (1, 3, 50, 200)
     np.testing.assert_allclose(faces[0].box, (80, 45, 120, 55), atol=1e-4)  # cx 100, cy 50, 40x10
     det.options.max_side = None
+    det.options.min_side = None
     faces = det(np.zeros((100, 400, 3), np.uint8))
     assert backend.shapes[-1] == (1, 3, 100, 400)
+    np.testing.assert_allclose(faces[0].box, (80, 45, 120, 55), atol=1e-4)
+    det.options.min_side = 640  # the default: small images are upscaled, boxes map back exactly
+    faces = det(np.zeros((100, 400, 3), np.uint8))
+    assert backend.shapes[-1] == (1, 3, 160, 640)
     np.testing.assert_allclose(faces[0].box, (80, 45, 120, 55), atol=1e-4)
 
 
@@ -91,3 +96,16 @@ def test_min_face_size_and_max_faces():
     det.options.min_face_size = 0
     det.options.max_faces = 1
     assert [round(f.width) for f in det(np.zeros((100, 100, 3), np.uint8))] == [10]  # best score only
+
+
+def test_auto_upscales_small_images_to_min_side_only():
+    from facespot.runtime.preprocess import plan_view
+
+    v = plan_view((0, 0, 320, 240), "auto", None, None, 2048, 640)
+    assert (v.new_w, v.new_h, v.canvas_w, v.canvas_h) == (640, 480, 640, 480)
+    v = plan_view((0, 0, 320, 240), "native", None, None, 2048, 640)  # native means native
+    assert (v.new_w, v.new_h) == (320, 240)
+    v = plan_view((0, 0, 1000, 800), "auto", None, None, 2048, 640)  # large enough already
+    assert (v.new_w, v.new_h) == (1000, 800)
+    v = plan_view((0, 0, 300, 200), "auto", (128, 128), None, 2048, 640)  # fixed-size models letterbox
+    assert (v.canvas_w, v.canvas_h) == (128, 128)

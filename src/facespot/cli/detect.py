@@ -22,6 +22,7 @@ def add_model_arguments(p: argparse.ArgumentParser, threshold: float = 0.5) -> N
     g.add_argument("--min-size", type=float, default=0.0, help="ignore faces smaller than this many pixels (default: 0)")
     g.add_argument("--resize", default="auto", help="'auto', 'native' or a long side in pixels (default: auto)")
     g.add_argument("--max-side", type=int, default=2048, help="downscale native-size input above this long side (default: 2048)")
+    g.add_argument("--min-side", type=int, default=640, help="with --resize auto, upscale smaller images to this long side (default: 640; 0: never)")
     g.add_argument("--multiscale", action="store_true", help="tiny faces in large images: image pyramid (Tiny Faces) or tiles (others)")
     g.add_argument("--max-pixels", type=int, help="refuse images with more pixels (default: 80 million)")
     g.add_argument("--max-frames", type=int, help="stop a video or camera after this many frames")
@@ -36,7 +37,7 @@ def build_detector(args: argparse.Namespace, threshold: float):
     det = load(
         args.model, backend=args.backend, threads=args.threads, untrained=args.untrained, rgb=True,
         score_threshold=threshold, iou_threshold=args.nms_iou, max_faces=args.max_faces,
-        min_face_size=args.min_size, resize=resize, max_side=args.max_side,
+        min_face_size=args.min_size, resize=resize, max_side=args.max_side, min_side=args.min_side or None,
         mode="multiscale" if args.multiscale else "single", max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
     )  # fmt: skip
     if not det.trained:

@@ -70,6 +70,7 @@ class DetectorOptions(post.PostprocessOptions):
 
     resize: ``"auto"``, ``"native"`` or a long side in pixels (see :mod:`.preprocess`).
     max_side: cap on the long side for native-size inference (None: no cap).
+    min_side: with ``resize="auto"``, smaller images are upscaled to this long side (None: never).
     mode: ``"single"`` (one pass) or ``"multiscale"`` for tiny faces in large images: Tiny
         Faces runs its image pyramid (``pyramid_scales``); other models add overlapping
         tiles (``tile_size`` original pixels, ``tile_overlap``), each enlarged by
@@ -80,6 +81,7 @@ class DetectorOptions(post.PostprocessOptions):
 
     resize: str | int = "auto"
     max_side: int | None = 2048
+    min_side: int | None = 640
     mode: str = "single"
     tile_size: int | None = None
     tile_overlap: float = 0.25
@@ -229,7 +231,7 @@ class Detector:
     def _views(self, height: int, width: int) -> list[View]:
         o = self.options
         full = (0, 0, width, height)
-        views = [plan_view(full, o.resize, self.fixed_input_size, self.square_size, o.max_side)]
+        views = [plan_view(full, o.resize, self.fixed_input_size, self.square_size, o.max_side, o.min_side)]
         if o.mode != "multiscale":
             return views
         if o.tile_size is not None:

@@ -12,7 +12,10 @@ Resize policies (``resize=``):
 * ``"auto"`` (default): fixed-size models (BlazeFace) letterbox to their square input;
   grid models (YOLO-style, box sizes relative to the whole input) letterbox to their square
   training size; fully convolutional SSD models (FaceBoxes, Tiny Faces) run at the native
-  size, downscaled only when the long side exceeds ``max_side``.
+  size, downscaled only when the long side exceeds ``max_side`` and upscaled when it is below
+  ``min_side`` (small web images: their faces are smaller than any the model was trained
+  on at 512-1024 pixel crops; on the Caltech hold-out, ~290 px photos, AP@0.5 rises from
+  0.44 at native size to 0.71 at a 640 px long side).
 * ``"native"``: native size for fully convolutional models (same ``max_side`` cap).
 * an integer ``N``: keep-aspect resize so the long side is ``N`` (square canvas ``N x N``
   for grid models, no padding for the others).
@@ -74,6 +77,7 @@ def plan_view(
     fixed_input_size: tuple[int, int] | None,
     square_size: int | None,
     max_side: int | None,
+    min_side: int | None = None,
 ) -> View:
     """Choose the resize and canvas for one crop under a resize policy (see module doc).
 
@@ -109,6 +113,11 @@ def plan_view(
         return View(crop, nw, nh, side, side)
     if max_side is not None and max(w, h) > max_side:
         nw, nh = _long_side_size(w, h, max_side)
+        return View(crop, nw, nh, nw, nh)
+    if max_side is not None and min_side is not None:
+        min_side = min(min_side, max_side)
+    if resize == "auto" and min_side is not None and max(w, h) < min_side:
+        nw, nh = _long_side_size(w, h, min_side)
         return View(crop, nw, nh, nw, nh)
     return View(crop, w, h, w, h)
 
