@@ -19,6 +19,9 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)  # mkstemp makes 0600 files; give the result the usual permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -113,3 +113,15 @@ def test_wrapped_model_saves_bare_keys(tmp_path):
     path = io.save_weights(torch.nn.DataParallel(m), tmp_path / "dp.safetensors")
     loaded = io.load_model(path)
     assert set(loaded.state_dict()) == set(m.state_dict())
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    import os
+
+    from facespot.models import build
+    from facespot.models.io import save_weights
+
+    path = save_weights(build("blazeface_front"), tmp_path / "w.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

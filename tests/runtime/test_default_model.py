@@ -86,3 +86,16 @@ def test_both_backends_agree_on_a_photo(detector):
     assert len(a) == len(b)
     np.testing.assert_allclose([f.box for f in a], [f.box for f in b], atol=0.5)
     np.testing.assert_allclose([f.score for f in a], [f.score for f in b], atol=1e-3)
+
+
+def test_packaged_blazeface_gives_keypoints_and_handles_no_faces():
+    det = facespot.load("blazeface-front")
+    assert det.model_name == "blazeface_front"
+    assert det(PHOTOS / "rocket.jpg") == []  # no faces: empty keypoint arrays must map back cleanly
+    faces = det(PHOTOS / "astronaut.jpg")
+    assert found(faces, LABELS["astronaut.jpg"]) == 1
+    # eye centres marked by hand on the zoomed photo; slots 0-1 are the image-left and -right eye
+    eyes = np.array([[202.0, 102.0], [245.0, 102.0]])
+    iod = np.linalg.norm(eyes[1] - eyes[0])
+    best = max(faces, key=lambda f: f.score)
+    assert np.linalg.norm(best.keypoints[:2] - eyes, axis=1).max() < 0.35 * iod

@@ -320,7 +320,7 @@ class Detector:
         boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0.0, width)
         boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0.0, height)
         if pts is not None:
-            pts = view.to_image(pts.reshape(len(pts), -1)).reshape(pts.shape)
+            pts = view.to_image(pts.reshape(len(pts), 2 * pts.shape[1])).reshape(pts.shape)  # no -1: may be empty
         boxes, scores, pts = post.drop_small(boxes, scores, pts, o.min_face_size)
         return post.suppress(boxes, scores, pts, self.suppression, o.iou_threshold, o.max_faces)
 
