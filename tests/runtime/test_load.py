@@ -154,3 +154,18 @@ def test_pil_images_are_taken_as_rgb_whatever_the_flag():
     pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)  # -> converted, still red
     assert np.array_equal(to_rgb_array(pal, rgb=False), rgb)
     assert np.array_equal(to_rgb_array(rgb[..., ::-1], rgb=False), rgb)  # a BGR array
+
+
+def test_packaged_entry_declares_its_model_and_load_checks_it(tmp_path, monkeypatch):
+    pkg = _fake_package(tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    weights = save_weights(build("blazeface_front"), pkg / "bf.safetensors")
+    add_packaged(weights, "bf", folder=pkg, default=True)
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert manifest["models"]["bf"]["model"] == "blazeface_front"
+    monkeypatch.setattr("facespot.runtime.packaged.PACKAGE", pkg.name)
+    assert facespot.load("default", backend="torch").model_name == "blazeface_front"
+    manifest["models"]["bf"]["model"] = "faceboxes"  # an entry pointing at the wrong file
+    (pkg / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FacespotError, match="declares model 'faceboxes' but the file holds 'blazeface_front'"):
+        facespot.load("default", backend="torch")

@@ -413,7 +413,7 @@ def load(
     """
     from facespot.models import available, build
     from facespot.models.io import load_model
-    from facespot.runtime.packaged import packaged_names, resolve_packaged
+    from facespot.runtime.packaged import packaged_model_name, packaged_names, resolve_packaged
 
     if backend not in ("onnxruntime", "torch"):
         raise FacespotError(f"unknown backend {backend!r}; use 'onnxruntime' or 'torch'")
@@ -422,6 +422,14 @@ def load(
     spec = str(model)
     if spec == "default" or (not _looks_like_path(spec) and spec in packaged_names()):
         path: Path | None = resolve_packaged(spec, prefer_onnx=backend == "onnxruntime")
+        det = load(path, backend, threads, untrained=untrained, model_options=model_options, rgb=rgb, **options)
+        declared = packaged_model_name(spec)
+        if declared is not None and det.model_name != declared:
+            raise FacespotError(
+                f"{path}: packaged entry {spec!r} declares model {declared!r} but the file holds "
+                f"{det.model_name!r}; the package's weights were mixed up -- reinstall facespot"
+            )
+        return det
     elif isinstance(model, Path) or _looks_like_path(spec):
         path = Path(spec)
         if not path.is_file():

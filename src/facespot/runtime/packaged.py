@@ -8,6 +8,7 @@
       "models": {
         "faceboxes-wider": {"file": "faceboxes_wider.safetensors",
                             "sha256": "<64 hex digits>",
+                            "model": "faceboxes",                    # checked on load
                             "onnx": "faceboxes_wider.onnx",          # optional
                             "onnx_sha256": "<64 hex digits>",
                             "description": "FaceBoxes trained on WIDER FACE train"}
@@ -56,7 +57,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _package_dir(package: str) -> Path:
+def _package_dir(package: str | None) -> Path:
+    """Folder of the weights package (``PACKAGE`` unless told; read at call time)."""
+    package = package or PACKAGE
     try:
         root = resources.files(package)
     except ModuleNotFoundError:
@@ -64,7 +67,7 @@ def _package_dir(package: str) -> Path:
     return Path(str(root))
 
 
-def read_manifest(package: str = PACKAGE) -> dict[str, Any] | None:
+def read_manifest(package: str | None = None) -> dict[str, Any] | None:
     """The parsed manifest, or None when the package ships none."""
     folder = _package_dir(package)
     path = folder / MANIFEST
@@ -79,7 +82,7 @@ def read_manifest(package: str = PACKAGE) -> dict[str, Any] | None:
     return data
 
 
-def packaged_names(package: str = PACKAGE) -> list[str]:
+def packaged_names(package: str | None = None) -> list[str]:
     """Names ``facespot.load`` accepts from the packaged manifest (plus ``default`` if set)."""
     data = read_manifest(package)
     if data is None:
@@ -88,7 +91,15 @@ def packaged_names(package: str = PACKAGE) -> list[str]:
     return (["default"] + names) if data.get("default") else names
 
 
-def resolve_packaged(name: str = "default", package: str = PACKAGE, prefer_onnx: bool = False) -> Path:
+def packaged_model_name(name: str = "default", package: str | None = None) -> str | None:
+    """The registry model name a packaged entry declares (None for entries without one)."""
+    data = read_manifest(package) or {"models": {}}
+    key = data.get("default") if name == "default" else name
+    entry = data["models"].get(key) if key else None
+    return entry.get("model") if isinstance(entry, dict) else None
+
+
+def resolve_packaged(name: str = "default", package: str | None = None, prefer_onnx: bool = False) -> Path:
     """Path of a packaged weights file after checking its SHA-256 against the manifest.
 
     ``prefer_onnx``: return the entry's exported ``.onnx`` file when it lists one."""
@@ -147,7 +158,10 @@ def add_packaged(
             raise FacespotError(f"{f}: copy the file into {folder} first (packaged files live next to the manifest)")
     path = folder / MANIFEST
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"format": MANIFEST_FORMAT, "models": {}}
-    entry: dict[str, Any] = {"file": weights.name, "sha256": sha256_file(weights), "description": description}
+    from facespot.models.io import META_MODEL, read_metadata
+
+    model = read_metadata(weights)[META_MODEL]  # recorded so a loader can check what it got
+    entry: dict[str, Any] = {"file": weights.name, "sha256": sha256_file(weights), "model": model, "description": description}
     if onnx is not None:
         entry.update(onnx=Path(onnx).name, onnx_sha256=sha256_file(onnx))
     data.setdefault("models", {})[name] = entry
