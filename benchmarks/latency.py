@@ -93,6 +93,8 @@ def bench_ours(models, backends, threads_list, frames, runs, budget, threshold) 
             torch.manual_seed(0)
             model = build(name).eval()
         for backend in backends:
+            if backend == "torch" and name.endswith(".onnx"):
+                continue  # an exported file runs on ONNX Runtime only
             for threads in threads_list:
                 if trained:
                     det = facespot.load(name, backend=backend, threads=threads, score_threshold=threshold)
