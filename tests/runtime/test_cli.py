@@ -163,3 +163,13 @@ def test_export_quantize_reports_output_cost(tiny_weights, tmp_path, capsys):
     assert q.is_file() and q.stat().st_size < out.stat().st_size
     det = facespot.load(q, threads=1)  # the int8 file carries the metadata too
     assert det.model_name == "blazeface_front"
+
+
+def test_detect_json_to_stdout_keeps_stdout_pure(tiny_weights, tmp_path, capsys):
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), _img()[:, :, ::-1])
+    assert main(["detect", str(src), "--model", str(tiny_weights), "--threshold", THRESH, "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(x) for x in out.splitlines()]  # every stdout line is JSON
+    assert len(lines) == 1 and lines[0]["source"] == "photo.png" and lines[0]["faces"]
+    assert "detect:" in err and not (tmp_path / "-").exists()

@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="image, folder, video file or camera index")
     p.add_argument("--save", metavar="OUT", help="annotated output: image file/folder, or video file/folder")
-    p.add_argument("--json", metavar="OUT.jsonl", help="write detections as JSON lines")
+    p.add_argument("--json", metavar="OUT.jsonl", help="write detections as JSON lines ('-': standard output)")
     p.add_argument("--wider-out", metavar="DIR", help="write WIDER FACE prediction files (images only)")
     p.add_argument("--wider-threshold", type=float, default=0.02,
                    help="score threshold for --wider-out files (default: 0.02; AP needs low-score detections)")  # fmt: skip
@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         threshold = min(args.threshold, args.wider_threshold) if args.wider_out else args.threshold
         detector = build_detector(args, threshold)
         json_file = None
-        if args.json:
+        if args.json == "-":  # JSON lines on stdout, for pipes; the summary goes to stderr
+            json_file = sys.stdout
+        elif args.json:
             json_path = Path(args.json)
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_file = open(json_path, "w", encoding="utf-8")
@@ -98,13 +100,13 @@ def run(args: argparse.Namespace) -> int:
                 desc="detect", on_failure=outputs.failure,
             )  # fmt: skip
         finally:
-            if json_file is not None:
+            if json_file is not None and json_file is not sys.stdout:
                 json_file.close()
     finally:
         source.close()
-    if args.json:
+    if args.json and args.json != "-":
         report.written.append(Path(args.json))
     if args.wider_out:
         report.written.append(Path(args.wider_out))
-    print(report.summary("detect"))
+    print(report.summary("detect"), file=sys.stderr if args.json == "-" else sys.stdout)
     return 0
