@@ -79,3 +79,20 @@ def test_shipped_configs_parse():
         model = build(cfg.model.name, **cfg.model.options)  # options the model accepts
         size = resolve_input_size(cfg, model)
         build_augment(cfg.augment, size, where=str(f))
+
+
+def test_name_lists_are_pinned_to_the_recipe_folder(tmp_path):
+    from pathlib import Path
+
+    from facespot.train.config import dump_config, load_config
+
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "hold.txt").write_text("a\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  train:\n    - {format: voc, path: x, exclude: splits/hold.txt}\n")
+    cfg = load_config(recipe)
+    assert Path(cfg.data.train[0].exclude) == (tmp_path / "splits" / "hold.txt").resolve()
+    saved = tmp_path / "run" / "config.yaml"
+    saved.parent.mkdir()
+    saved.write_text(dump_config(cfg))
+    assert load_config(saved).data.train[0].exclude == cfg.data.train[0].exclude  # a saved run config still works

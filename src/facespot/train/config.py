@@ -253,7 +253,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     """Read a recipe file, apply ``--set`` overrides, check it against the schema.
 
     Relative data paths stay relative to the working directory (as a user types them),
-    not to the recipe, so ``--set data.train.0.path=...`` means what it says.
+    not to the recipe, so ``--set data.train.0.path=...`` means what it says; ``include`` /
+    ``exclude`` name lists are read from the recipe's folder and stored as absolute paths.
     """
     path = Path(path)
     if not path.is_file():
@@ -269,7 +270,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise FacespotError(f"{path}: a training recipe must be a YAML mapping")
     _expand_list_overrides(data, overrides or [])
     data = apply_overrides(data, [o for o in overrides or [] if not _is_list_override(o)])
-    return config_from_dict(data, str(path))
+    cfg = config_from_dict(data, str(path))
+    # Image-name lists belong to the recipe (configs/splits/...): pin them to its folder now,
+    # so the config.yaml a run saves elsewhere still points at the same files.
+    for s in cfg.data.train + cfg.data.val:
+        for attr in ("include", "exclude"):
+            value = getattr(s, attr)
+            if value and not Path(value).is_absolute():
+                setattr(s, attr, str((path.parent / value).resolve()))
+    return cfg
 
 
 def _is_list_override(text: str) -> bool:
