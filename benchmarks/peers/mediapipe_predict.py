@@ -45,18 +45,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peers_latency import pin_cpus  # same folder: run as a script, it is on sys.path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MODELS = {"short": 0, "full": 1}
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
-
-
-def _pin(threads: int) -> None:
-    try:
-        cpus = sorted(os.sched_getaffinity(0))[:threads]
-        os.sched_setaffinity(0, set(cpus))
-    except (AttributeError, OSError):
-        pass
 
 
 def _fail(msg: str) -> None:
@@ -202,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.wider_out and not args.json:
         _fail("nothing to write: give --wider-out DIR and/or --json FILE")
-    _pin(args.threads)
+    pin_cpus(args.threads)
 
     if args.images:
         folder = Path(args.images)

@@ -26,14 +26,6 @@ def _small_size(m) -> tuple[int, int]:
     return tuple(m.fixed_input_size or SMALL)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_contract(name):
     m = _build(name)

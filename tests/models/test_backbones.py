@@ -16,14 +16,6 @@ from facespot.models.backbones.mobilenet_v2 import mobilenet_v2
 from facespot.models.backbones.resnet import BasicBlock
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -14,14 +13,7 @@ import torch
 from facespot import anchors as A
 from facespot.errors import FacespotError
 from facespot.models import available, build, decode_outputs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from facespot.runtime.onnx_export import export_onnx
 
 
 def _logit(p: float) -> float:
@@ -190,23 +182,11 @@ def test_onnx_parity_dynamic_size(name, opts, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     m = build(name, **opts).eval()
-    path = tmp_path / "m.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            m,
-            (torch.zeros(1, 3, 64, 64),),
-            str(path),
-            input_names=["input"],
-            output_names=["deltas", "logits"],
-            dynamic_axes={"input": {0: "b", 2: "h", 3: "w"}, "deltas": {0: "b", 1: "a"}, "logits": {0: "b", 1: "a"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    path = export_onnx(m, tmp_path / "m.onnx", 64, 64)  # the exporter users get
     onnx.checker.check_model(onnx.load(str(path)))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).standard_normal((2, 3, 80, 112)).astype(np.float32)
-    got = sess.run(None, {"input": x})
+    got = sess.run(None, {sess.get_inputs()[0].name: x})
     with torch.no_grad():
         ref = m(torch.from_numpy(x))
     assert got[1].shape == (2, len(m.anchors(80, 112)))

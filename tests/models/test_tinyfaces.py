@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import torch
 from facespot import anchors as A
 from facespot.errors import FacespotError
 from facespot.models import build, decode_outputs
+from facespot.runtime.onnx_export import export_onnx
 from facespot.models.tinyfaces import (
     DEFAULT_TEMPLATE_SCALES,
     DEFAULT_TEMPLATES,
@@ -22,14 +22,6 @@ from facespot.models.tinyfaces import (
     detect_pyramid,
     templates_for_scale,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _small(templates=((16.0, 16.0), (32.0, 32.0)), **kw):
@@ -274,29 +266,14 @@ def test_onnx_parity_dynamic_size(tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     m = _small(use_res5=True).eval()
-    path = tmp_path / "tiny.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # legacy-exporter deprecation notices
-        _export(m, path)
+    path = export_onnx(m, tmp_path / "tiny.onnx", 64, 64)  # the exporter users get
     onnx.checker.check_model(onnx.load(str(path)))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((2, 3, 56, 88)).astype(np.float32)  # not the export size
-    got = sess.run(None, {"input": x})
+    got = sess.run(None, {sess.get_inputs()[0].name: x})
     with torch.no_grad():
         ref = m(torch.from_numpy(x))
     assert got[0].shape == (2, 7 * 11 * 2, 4)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r.numpy(), atol=1e-4, rtol=0)
 
-
-def _export(m, path):
-    torch.onnx.export(
-        m,
-        (torch.zeros(1, 3, 64, 64),),
-        str(path),
-        input_names=["input"],
-        output_names=["deltas", "logits"],
-        dynamic_axes={"input": {0: "b", 2: "h", 3: "w"}, "deltas": {0: "b", 1: "a"}, "logits": {0: "b", 1: "a"}},
-        opset_version=17,
-        dynamo=False,
-    )

@@ -1,0 +1,13 @@
+"""Model tests run torch on one thread: the machines are shared (2 cores on CI), and one
+thread keeps timings and float results steady."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
