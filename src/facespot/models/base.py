@@ -22,24 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facespot import boxes as B
-
-
-@dataclass(frozen=True)
-class InputNorm:
-    """How images are turned into the network's input tensor."""
-
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # in 0..255 units, RGB order
-    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
-    channel_order: str = "RGB"
-
-
-@dataclass(frozen=True)
-class BoxCoding:
-    """How ``deltas`` relate to anchors: ``ssd`` (with variances) or ``grid`` (YOLO cells)."""
-
-    kind: str = "ssd"
-    variances: tuple[float, float] = B.DEFAULT_VARIANCES
+from facespot.spec import BoxCoding, InputNorm, decode_outputs  # noqa: F401  (defined torch-free, re-exported)
 
 
 @dataclass
@@ -93,27 +76,3 @@ class FaceModel(nn.Module):
         mean = torch.tensor(self.input_norm.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.input_norm.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
-
-
-def decode_outputs(
-    outputs: Sequence[Any], anchors: Any, coding: BoxCoding
-) -> tuple[Any, Any, Any | None]:
-    """Dense network outputs -> ``(boxes xyxy normalised, scores, points or None)``.
-
-    Works on NumPy (ONNX Runtime) and torch alike; no suppression is applied here.
-    """
-    deltas, logits = outputs[0], outputs[1]
-    if coding.kind == "ssd":
-        boxes = B.decode(deltas, anchors, coding.variances)
-    elif coding.kind == "grid":
-        boxes = B.decode_grid(deltas, anchors)
-    else:
-        raise ValueError(f"unknown box coding {coding.kind!r}")
-    if isinstance(logits, torch.Tensor):
-        scores = logits.sigmoid()
-    else:
-        scores = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float32)))
-    points = None
-    if len(outputs) > 2 and outputs[2] is not None:
-        points = B.decode_points(outputs[2], anchors, coding.variances[0])
-    return boxes, scores, points

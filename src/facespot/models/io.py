@@ -17,10 +17,7 @@ import torch
 
 from facespot.errors import FacespotError
 from facespot.files import write_atomically
-
-META_MODEL = "facespot_model"
-META_CONFIG = "config"
-META_VERSION = "facespot_version"
+from facespot.spec import META_CONFIG, META_MODEL, META_VERSION  # defined torch-free, re-exported
 
 
 def model_name(model: Any) -> str:

@@ -384,6 +384,12 @@ def make_options(options: dict[str, Any]) -> DetectorOptions:
 # ---------------------------------------------------------------------- load
 
 
+def _registry_names() -> list[str]:
+    from facespot.models import available  # imports torch: only for registry names and errors
+
+    return available()
+
+
 def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith((".safetensors", ".onnx")) or "/" in spec or "\\" in spec or Path(spec).is_file()
 
@@ -411,8 +417,8 @@ def load(
     **options : :class:`DetectorOptions` fields (``score_threshold``, ``iou_threshold``,
         ``max_faces``, ``min_face_size``, ``resize``, ``max_side``, ``mode``, ...).
     """
-    from facespot.models import available, build
-    from facespot.models.io import load_model
+    # torch and facespot.models are imported only on the paths that need them (a .safetensors
+    # file, the torch backend, a registry name): the ONNX Runtime path stays torch-free
     from facespot.runtime.packaged import packaged_model_name, packaged_names, resolve_packaged
 
     if backend not in ("onnxruntime", "torch"):
@@ -434,27 +440,33 @@ def load(
         path = Path(spec)
         if not path.is_file():
             raise FacespotError(f"{path}: weights file not found (expected a facespot .safetensors or exported .onnx file)")
-    elif spec in available():
+    elif spec in _registry_names():
         if not untrained:
             raise FacespotError(
                 f"{spec!r} is a model architecture, not trained weights: its boxes would be random. Pass a "
                 f"weights file (.safetensors or exported .onnx), or untrained=True (CLI: --untrained) to run "
                 f"the untrained network for timing or tests"
             )
+        from facespot.models import build
+
         net = build(spec, **(model_options or {}))
         return Detector.from_model(net, backend, threads, rgb=rgb, source=f"{spec} (untrained)", trained=False, **options)
     else:
-        known = ", ".join(["default"] + available())
+        known = ", ".join(["default"] + _registry_names())
         raise FacespotError(f"model {spec!r} is neither a weights file nor a known name; known names: {known}")
 
     if path.suffix.lower() == ".onnx":
         if backend != "onnxruntime":
             raise FacespotError(f"{path}: an .onnx file runs only with backend 'onnxruntime'; use the .safetensors weights for 'torch'")
         from facespot.runtime.backends import OnnxRuntimeBackend
-        from facespot.runtime.onnx_meta import model_from_metadata
+        from facespot.runtime.onnx_meta import spec_from_metadata
 
+        opts = make_options(options)  # bad options fail before the session is built
         runner = OnnxRuntimeBackend(path, threads, source=str(path))
-        net = model_from_metadata(runner.metadata, str(path))
-        return Detector(net, runner, make_options(options), rgb=rgb, source=str(path))
+        net = spec_from_metadata(runner.metadata, str(path))
+        return Detector(net, runner, opts, rgb=rgb, source=str(path))
+    from facespot.models.io import load_model
+
+    make_options(options)  # bad options fail before the weights load
     net = load_model(path)
     return Detector.from_model(net, backend, threads, rgb=rgb, source=str(path), **options)

@@ -3,7 +3,7 @@
 Order matters for speed: a 640x480 FaceBoxes frame has 6,400 anchors (Tiny Faces: ~120,000),
 almost all background. So we (1) threshold the *logits* (``logit >= log(t / (1 - t))``, no
 sigmoid over every anchor), (2) cap what survives at ``pre_nms_top_k`` with ``argpartition``,
-(3) decode only those anchors with the shared :func:`facespot.models.base.decode_outputs`, and
+(3) decode only those anchors with the shared :func:`facespot.spec.decode_outputs`, and
 (4) suppress (hard NMS, or BlazeFace's blending NMS) with ``max_faces`` as the output cap.
 Everything is vectorised; the NMS loop runs once per *kept* box.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facespot import boxes as B
-from facespot.models.base import BoxCoding, decode_outputs
+from facespot.spec import BoxCoding, decode_outputs
 
 
 @dataclass
