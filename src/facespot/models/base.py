@@ -10,13 +10,15 @@ batch to *dense* predictions over a flat list of ``A`` anchors:
 
 ``anchors(height, width)`` returns the matching ``(A, 4)`` ``cxcywh`` anchors normalised
 to the input, as NumPy, so the ONNX runtime can decode without the torch graph.
-Decoding itself is shared: :func:`facespot.models.base.decode_outputs`.
+Decoding itself is shared: :func:`facespot.spec.decode_outputs`. The runtime's torch-free
+description of each model (:class:`facespot.spec.ModelSpec`) must agree with these
+attributes (``tests/test_spec.py`` checks it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
