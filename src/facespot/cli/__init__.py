@@ -15,7 +15,7 @@ from facespot import __version__
 from facespot.errors import FacespotError
 
 # Command group modules under facespot.cli, in the order `facespot --help` lists them.
-_GROUPS = ("detect", "blur", "export", "data", "eval", "models", "train")
+_GROUPS = ("detect", "blur", "serve", "export", "data", "eval", "models", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

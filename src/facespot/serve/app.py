@@ -1,0 +1,251 @@
+"""The HTTP app: routes, limits, authentication and the one static page (Starlette).
+
+Detection itself is the runtime's (:mod:`facespot.runtime.detector`,
+:mod:`facespot.runtime.anonymize`); this module moves bytes in and out, checks them, and runs
+the runtime in the :class:`~facespot.serve.pool.DetectorPool` threads.
+
+Routes::
+
+    GET  /            the web page (self-contained: no external script, style or font)
+    GET  /healthz     {"status": "ok", "model", "architecture", "version", ...}
+    POST /v1/detect   image (multipart field "image" or raw body) -> {"width", "height", "faces"}
+    POST /v1/blur     image -> the image with faces blurred, same format and displayed size
+
+Every error is JSON ``{"error": "..."}``: 400 (not an image, corrupt, bad parameter), 401 (token),
+404 / 405, 413 (upload over ``max_upload_mb``, image over ``max_pixels``), 503 (busy), 500.
+Uploads are held in memory only, never written to disk and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from facespot import __version__
+from facespot.errors import FacespotError
+from facespot.serve.body import read_upload
+from facespot.serve.decode import DecodeError, Decoded, decode_upload, encode_like
+from facespot.serve.pool import Busy, DetectorPool
+
+log = logging.getLogger("facespot.serve")
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Default pixel limit of the server: a 48 MP phone photo fits; decoded it is ~150 MB of RGB."""
+
+
+@dataclass
+class ServeConfig:
+    """What the app needs besides its detectors (the CLI fills it from its options)."""
+
+    model: str = "default"
+    max_upload_mb: float = 20.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    token: str | None = None
+    detect_threshold: float = 0.5
+    blur_threshold: float = 0.4  # as `facespot blur`: a missed face is worse than a blurred patch
+    max_faces: int = 750
+    queue_timeout: float = 10.0
+    max_waiting: int = 64
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+# ---------------------------------------------------------------------- query parameters
+
+
+def _number(params, name: str, default: float, lo: float, hi: float, integer: bool = False) -> Any:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = math.nan
+    if not (lo <= value <= hi):  # NaN fails too
+        kind = "an integer" if integer else "a number"
+        raise ApiError(400, f"query parameter {name!r} must be {kind} from {lo:g} to {hi:g}, got {raw!r}")
+    return value
+
+
+def _check_known(params, known: tuple[str, ...]) -> None:
+    unknown = sorted(set(params.keys()) - set(known))
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+
+
+DETECT_PARAMS = ("threshold", "max_faces", "min_size")
+BLUR_PARAMS = DETECT_PARAMS + ("method", "margin")
+
+
+def _detector_options(base, params, config: ServeConfig, threshold: float):
+    opts = replace(
+        base,
+        score_threshold=_number(params, "threshold", threshold, 0.0, 1.0),
+        max_faces=_number(params, "max_faces", config.max_faces, 1, 100_000, integer=True),
+        min_face_size=_number(params, "min_size", 0.0, 0.0, 1e6),
+    )
+    try:
+        opts.check()
+    except FacespotError as exc:
+        raise ApiError(400, str(exc)) from None
+    return opts
+
+
+# ---------------------------------------------------------------------- work done in pool threads
+
+
+def _detect_job(detector, data: bytes, options, max_pixels: int) -> tuple[Decoded, list]:
+    upload = decode_upload(data, max_pixels)
+    detector.options = options  # this detector is ours alone until the job ends
+    return upload, detector(upload.rgb, rgb=True)
+
+
+def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float) -> tuple[bytes, str, int]:
+    from facespot.runtime.anonymize import anonymize
+
+    upload, faces = _detect_job(detector, data, options, max_pixels)
+    out = anonymize(upload.rgb, [f.box for f in faces], method=method, margin=margin)
+    return encode_like(upload, out), upload.media_type, len(faces)
+
+
+# ---------------------------------------------------------------------- the app
+
+
+def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
+    """The Starlette app over a ready pool of detectors."""
+    first = pool.detectors[0]
+    base_options = first.options
+    page = resources.files("facespot.serve").joinpath("static/index.html").read_bytes()
+    health = {
+        "status": "ok",
+        "version": __version__,
+        "model": config.model,
+        "architecture": getattr(first, "model_name", "model"),
+        "keypoints": int(getattr(first, "num_keypoints", 0) or 0),
+        "workers": pool.size,
+        "auth": bool(config.token),
+        "max_upload_mb": config.max_upload_mb,
+        "max_pixels": config.max_pixels,
+        "thresholds": {"detect": config.detect_threshold, "blur": config.blur_threshold},
+    }
+    expected = f"Bearer {config.token}".encode() if config.token else None
+
+    def authorize(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
+
+    async def upload_of(request: Request) -> bytes:
+        try:
+            return await read_upload(request.headers, request.stream(), config.max_upload_bytes)
+        except DecodeError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+
+    async def in_pool(fn, *args):
+        try:
+            return await pool.run(fn, *args)
+        except Busy as exc:
+            raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+        except DecodeError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except FacespotError as exc:  # the runtime refused this image
+            raise ApiError(400, str(exc)) from None
+
+    async def homepage(request: Request) -> Response:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({**health, "waiting": pool.waiting})
+
+    async def detect(request: Request) -> Response:
+        authorize(request)
+        _check_known(request.query_params, DETECT_PARAMS)
+        options = _detector_options(base_options, request.query_params, config, config.detect_threshold)
+        data = await upload_of(request)
+        upload, faces = await in_pool(_detect_job, data, options, config.max_pixels)
+        return JSONResponse({"width": upload.width, "height": upload.height, "faces": [f.to_dict() for f in faces]})
+
+    async def blur(request: Request) -> Response:
+        from facespot.runtime.anonymize import METHODS
+
+        authorize(request)
+        params = request.query_params
+        _check_known(params, BLUR_PARAMS)
+        options = _detector_options(base_options, params, config, config.blur_threshold)
+        method = params.get("method") or "gaussian"
+        if method not in METHODS:
+            raise ApiError(400, f"query parameter 'method' must be one of {', '.join(METHODS)}, got {method!r}")
+        margin = _number(params, "margin", 0.2, 0.0, 2.0)
+        data = await upload_of(request)
+        body, media_type, count = await in_pool(_blur_job, data, options, config.max_pixels, method, margin)
+        return Response(body, media_type=media_type, headers={"X-Faces": str(count), "Cache-Control": "no-store"})
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error(exc.status, str(exc), exc.headers)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, str(exc.detail).lower(), dict(exc.headers or {}))
+
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        return Response(status_code=400)  # nobody is listening any more
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # The traceback goes to the log (by the server); the client learns nothing internal.
+        return error(500, "internal server error")
+
+    app = Starlette(
+        routes=[
+            Route("/", homepage, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/detect", detect, methods=["POST"]),
+            Route("/v1/blur", blur, methods=["POST"]),
+        ],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            ClientDisconnect: on_disconnect,
+            Exception: on_crash,
+        },
+    )
+    app.state.pool = pool
+    app.state.config = config
+    return app
+
+
+PAGE_HEADERS = {
+    # Everything the page uses is inline or from this server: nothing else may load.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
