@@ -1,0 +1,63 @@
+"""`facespot serve` options: checked before any model loads, one-line errors, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import pytest
+
+from facespot.cli import main
+from facespot.cli.serve import TOKEN_ENV, _check
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ("--host", "--port", "--model", "--workers", "--max-upload-mb", "--max-pixels", "--token", TOKEN_ENV):
+        assert opt in out
+    assert "127.0.0.1" in out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--port", "70000"], "--port must be 0-65535"),
+        (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+        (["--threshold", "2"], "--threshold must be between 0 and 1"),
+        (["--token", " "], "token"),
+        (["--max-pixels", "0"], "--max-pixels"),
+    ],
+)
+def test_bad_options_are_one_line_exit_2(capsys, argv, words):
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("facespot: error:") and words in err and "\n" not in err
+
+
+def test_port_in_use_is_one_line_exit_2(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "\n" not in err
+
+
+def test_token_from_the_environment(monkeypatch):
+    args = argparse.Namespace(port=0, workers=None, threads=1, max_upload_mb=20.0, max_pixels=None, threshold=0.5,
+                              blur_threshold=0.4, queue_timeout=10.0, max_queue=64, token=None)  # fmt: skip
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert _check(args) is None
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert _check(args) == "from-env"
+    args.token = "from-flag"
+    assert _check(args) == "from-flag"
+    monkeypatch.setenv(TOKEN_ENV, "")
+    args.token = None
+    with pytest.raises(Exception, match="empty"):
+        _check(args)
