@@ -10,6 +10,10 @@ import pytest
 from facespot.cli import main
 from facespot.cli.serve import TOKEN_ENV, _check
 
+from .conftest import require_serve_extra
+
+require_serve_extra()
+
 
 def test_help_lists_the_options(capsys):
     with pytest.raises(SystemExit) as e:
@@ -61,3 +65,19 @@ def test_token_from_the_environment(monkeypatch):
     args.token = None
     with pytest.raises(Exception, match="empty"):
         _check(args)
+
+
+def test_listening_socket_is_tcp_so_replies_are_not_delayed():
+    """asyncio sets TCP_NODELAY only on sockets whose proto is TCP; without it, keep-alive
+    clients waited ~40 ms per small JSON answer (Nagle + delayed ACK)."""
+    from facespot.cli.serve import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        with socket.create_connection(sock.getsockname()[:2]):
+            conn, _ = sock.accept()
+            assert conn.proto == socket.IPPROTO_TCP
+            conn.close()
+    finally:
+        sock.close()

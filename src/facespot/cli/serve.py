@@ -72,8 +72,17 @@ def _listen(host: str, port: int):
     from facespot.errors import FacespotError
 
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, backlog=2048)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+        # proto must say TCP: asyncio sets TCP_NODELAY only on such sockets, and without it small
+        # JSON answers wait ~40 ms for delayed ACKs on keep-alive connections (Nagle).
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
     except OSError as exc:
         raise FacespotError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.set_inheritable(True)
