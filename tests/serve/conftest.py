@@ -1,6 +1,7 @@
 """Fixtures for `facespot serve` tests: the detector pool, in-process clients, a live server.
 
-Everything here needs the ``serve`` extra; without it the whole folder is skipped.
+Test modules that need the ``serve`` extra call :func:`require_serve_extra` first, so that
+without it they are reported as skipped (the decoding and pool tests need only the base install).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("starlette", reason="facespot serve needs the serve extra: pip install -e '.[serve]'")
-pytest.importorskip("uvicorn", reason="facespot serve needs the serve extra")
-pytest.importorskip("python_multipart", reason="facespot serve needs the serve extra")
+
+
+def require_serve_extra() -> None:
+    """Skip the calling test module unless the ``serve`` extra is installed."""
+    for module in ("starlette", "uvicorn", "python_multipart"):
+        pytest.importorskip(module, reason=f"{module} missing: facespot serve needs pip install -e '.[serve]'")
+
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ROOT / "tests" / "fixtures" / "photos"

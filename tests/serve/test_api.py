@@ -14,8 +14,10 @@ import pytest
 
 import facespot
 
-from .conftest import LABELS, PHOTOS, BlockingDetector
+from .conftest import LABELS, PHOTOS, BlockingDetector, require_serve_extra
 from .helpers import asgi_post, encode, jpeg_with_orientation, multipart, png_bomb_header, stored_for
+
+require_serve_extra()
 
 ASTRONAUT = (PHOTOS / "astronaut.jpg").read_bytes()
 

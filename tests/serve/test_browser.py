@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from .cdp import Browser, find_chromium
-from .conftest import ARTIFACTS, LABELS, PHOTOS
+from .conftest import ARTIFACTS, LABELS, PHOTOS, require_serve_extra
+
+require_serve_extra()
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (bash .ci/run installs it with apt when root)")

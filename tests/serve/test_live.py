@@ -7,7 +7,9 @@ import socket
 import time
 import urllib.request
 
-from .conftest import PHOTOS
+from .conftest import PHOTOS, require_serve_extra
+
+require_serve_extra()
 
 
 def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, bytes]:
