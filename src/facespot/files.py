@@ -1,12 +1,17 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written weights file,
-checkpoint or export where a complete one is expected."""
+"""Writing files safely: atomic writes (a crash or a full disk never leaves a half-written
+weights file, checkpoint or export where a complete one is expected) and the one check every
+command runs on its outputs before it starts (:func:`check_outputs`: never overwrite an
+input, fail early with one line when a path cannot be written)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
+
+from facespot.errors import FacespotError
 
 
 def write_atomically(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
@@ -14,8 +19,11 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
     ``path`` (``os.replace`` is atomic on one file system). The temporary file is removed
     whatever goes wrong. ``suffix``: for writers that insist on an extension."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:  # read-only, no permission, a file where the folder should be
+        raise FacespotError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         write(tmp)
@@ -23,7 +31,144 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, the target is a folder, ...
+        raise FacespotError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
+
+
+# ---------------------------------------------------------------------- output checks
+
+
+@dataclass(frozen=True)
+class Output:
+    """A path a command will write: ``option`` names it in errors (``--json``), ``kind`` is
+    ``"file"`` or ``"dir"`` (a folder the command writes files into)."""
+
+    option: str
+    path: Path
+    kind: str = "file"
+
+
+def resolved_path(path: str | Path) -> Path:
+    """Absolute path with links followed (a link loop: the plain absolute path)."""
+    try:
+        return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare the plain absolute path
+        return Path(os.path.abspath(path))
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _can_create_in(folder: Path, cache: dict[Path, str | None]) -> str | None:
+    """None when a file can be created in ``folder`` (tried for real: permissions, read-only
+    mounts and root all answer correctly), else the reason."""
+    if folder not in cache:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".facespot-write-check-", dir=folder)
+        except OSError as exc:
+            cache[folder] = exc.strerror or str(exc)
+        else:
+            os.close(fd)
+            os.unlink(tmp)
+            cache[folder] = None
+    return cache[folder]
+
+
+def _writable_problem(kind: str, path: Path, cache: dict[Path, str | None]) -> str | None:
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            return "is a folder; give a file name"
+        if kind == "dir" and not path.is_dir():
+            return "is a file; give a folder"
+        if kind == "file":
+            try:
+                with open(path, "ab"):  # append mode: nothing is changed
+                    pass
+            except OSError as exc:
+                return f"cannot write ({exc.strerror or exc})"
+            return None
+        reason = _can_create_in(path, cache)
+        return None if reason is None else f"cannot write into it ({reason})"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create it: {parent} is a file, not a folder"
+    reason = _can_create_in(parent, cache)
+    return None if reason is None else f"cannot create it in {parent} ({reason})"
+
+
+def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | Path | None] = ()) -> None:
+    """The one check every command runs on what it will write, before any work starts.
+
+    Raises :class:`FacespotError` (naming the option and the path) when an output
+
+    * is one of the ``inputs`` (same file after following links, or hard-linked to it), an
+      input folder, or an existing file inside an input folder -- so no command can replace
+      a photo, a video, a recipe, weights or ground truth with its results;
+    * is a folder where a file is expected or the other way round;
+    * cannot be written (read-only, no permission, a file in the way of its folder).
+
+    Nothing is created: the writers make missing folders when they write. Inputs and outputs
+    are compared through sets, so a folder of 100k images costs a stat per file.
+    """
+    by_path: dict[Path, Path] = {}
+    by_id: dict[tuple[int, int], Path] = {}
+    in_dirs: dict[Path, Path] = {}
+    for given in (Path(i) for i in inputs if i is not None and str(i) != ""):
+        resolved = resolved_path(given)
+        by_path.setdefault(resolved, given)
+        if resolved.is_dir():
+            in_dirs.setdefault(resolved, given)
+        else:
+            fid = _file_id(resolved)
+            if fid is not None:
+                by_id.setdefault(fid, given)
+    cache: dict[Path, str | None] = {}
+    for out in outputs:
+        if out.path is None or str(out.path) in ("", "-"):
+            continue
+        target = resolved_path(out.path)
+        exists = target.exists()
+        given = by_path.get(target) or (by_id.get(_file_id(target)) if exists else None)  # type: ignore[arg-type]
+        if given is not None:
+            raise FacespotError(f"{out.option} {out.path}: this is the input {given}; writing it would destroy the input")
+        if out.kind == "file" and exists and in_dirs:
+            folder = next((in_dirs[p] for p in target.parents if p in in_dirs), None)
+            if folder is not None:
+                raise FacespotError(
+                    f"{out.option} {out.path}: an existing file inside the input folder {folder}; writing it would "
+                    "destroy input data -- choose another path"
+                )
+        problem = _writable_problem(out.kind, target, cache)
+        if problem:
+            raise FacespotError(f"{out.option} {out.path}: {problem}")
+
+
+def open_output(path: str | Path, option: str = "output", mode: str = "w"):
+    """Open an output text file (making its folder) with one-line errors instead of tracebacks."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, mode, encoding="utf-8")
+    except OSError as exc:
+        raise FacespotError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def ensure_folder(path: str | Path, option: str = "output") -> Path:
+    """Make an output folder (and its parents) with one-line errors instead of tracebacks."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FacespotError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
     return path

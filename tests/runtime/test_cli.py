@@ -73,7 +73,7 @@ def test_detect_folder_skips_and_reports(tiny_weights, tmp_path, capsys):
     ])  # fmt: skip
     assert rc == 0
     report = capsys.readouterr().out
-    assert "2 image(s)" in report and "skipped 1 non-image file(s): readme.txt" in report
+    assert "2 image(s)" in report and "skipped 1 file(s) that are neither images nor videos: readme.txt" in report
     assert "1 input(s) could not be read" in report and "broken.jpg" in report
     rows = [json.loads(x) for x in js.read_text().splitlines()]
     assert [r["source"] for r in rows] == ["0--Parade/0_a.jpg", "1--Handshaking/1_b.png", "1--Handshaking/broken.jpg"]
@@ -124,7 +124,7 @@ def test_missing_camera_and_failed_runs(tiny_weights, tmp_path, capsys):
     empty.mkdir()
     (empty / "notes.txt").write_text("x")
     assert main(["detect", str(empty), "--model", str(tiny_weights)]) == 2
-    assert "no images found" in capsys.readouterr().err
+    assert "no images or videos found" in capsys.readouterr().err
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), _img())
     assert main(["detect", str(img), "--model", str(tiny_weights), "--max-pixels", "1000"]) == 2

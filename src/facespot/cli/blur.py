@@ -31,12 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facespot.cli.detect import build_detector, open_input
     from facespot.errors import FacespotError
-    from facespot.runtime.pipeline import blur_handler, run_source
+    from facespot.runtime.pipeline import blur_handler, check_run_outputs, run_source
 
     if not 0.0 <= args.margin <= 2.0:
         raise FacespotError(f"--margin must be between 0 and 2, got {args.margin}")
     source = open_input(args)
     try:
+        check_run_outputs(source, Path(args.out), "--out")  # before the model loads: never over an input
         detector = build_detector(args, args.threshold)
         report = run_source(source, detector, blur_handler(args.method, args.margin), Path(args.out), args.progress, desc="blur")
     finally:

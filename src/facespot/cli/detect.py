@@ -75,21 +75,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facespot.errors import FacespotError
-    from facespot.runtime.pipeline import DetectOutputs, run_source
+    from facespot.files import Output, ensure_folder, open_output
+    from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
 
     source = open_input(args)
     try:
         if args.wider_out and source.kind in ("video", "camera"):
             raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
+        # every output is checked before the model loads: none may replace an input, all writable
+        others = [Output("--wider-out", Path(args.wider_out), "dir")] if args.wider_out else []
+        if args.json and args.json != "-":
+            others.append(Output("--json", Path(args.json)))
+        check_run_outputs(source, Path(args.save) if args.save else None, "--save", others)
         threshold = min(args.threshold, args.wider_threshold) if args.wider_out else args.threshold
         detector = build_detector(args, threshold)
         json_file = None
         if args.json == "-":  # JSON lines on stdout, for pipes; the summary goes to stderr
             json_file = sys.stdout
         elif args.json:
-            json_path = Path(args.json)
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_file = open(json_path, "w", encoding="utf-8")
+            json_file = open_output(args.json, "--json")
+        if args.wider_out:
+            ensure_folder(args.wider_out, "--wider-out")
         try:
             outputs = DetectOutputs(
                 json_file, Path(args.wider_out) if args.wider_out else None, args.save is not None,

@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or indices such as 0,1,2,3 (default: identity)")  # fmt: skip
     d.add_argument("--landmark-threshold", type=float, default=0.5,
                    help="only detections scoring at least this are matched for NME (default: 0.5)")  # fmt: skip
+    d.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="with --model, annotated images missing on disk: stop before the model loads (error, default) "
+                        "or leave them out with a warning (skip)")  # fmt: skip
     d.add_argument("--label", help="row label (default: the data folder and the model / prediction file names)")
     d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
     d.add_argument("--json", metavar="OUT", help="write the result here")
@@ -88,11 +91,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise FacespotError(f"{path}: cannot write JSON ({exc.strerror})") from None
+    from facespot.files import write_atomically
+
+    text = json.dumps(payload, indent=1) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _check_outputs(args: argparse.Namespace, inputs: list) -> None:
+    """--plot / --json: checked before any reading -- never over an input, writable, a plot format."""
+    from facespot.files import Output, check_outputs
+
+    outputs = []
+    if getattr(args, "plot", None):
+        from facespot.eval.plots import check_plot_path
+
+        check_plot_path(args.plot)
+        outputs.append(Output("--plot", Path(args.plot)))
+    if args.json:
+        outputs.append(Output("--json", Path(args.json)))
+    check_outputs(outputs, inputs)
+
+
+def _warn(message: str) -> None:
+    print(f"facespot: warning: {message}", file=sys.stderr)
+
+
+def _read_records(data: str, fmt: str, **options):
+    """The data set's records; readers' warnings (dropped boxes, ...) become one-line warnings."""
+    import warnings
+
+    from facespot.data.formats import open_records
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = open_records(data, fmt, **options)
+    for w in caught:
+        _warn(str(w.message))
+    return records
 
 
 def _wider(args: argparse.Namespace) -> int:
@@ -100,6 +135,7 @@ def _wider(args: argparse.Namespace) -> int:
     from facespot.eval.predictions import read_image_list, read_wider_predictions
     from facespot.eval.wider import evaluate_wider, format_wider_result
 
+    _check_outputs(args, [args.pred, args.gt, args.images])
     gt = read_wider_mat(args.gt)
     keys = [g.key for g in gt]
     images = read_image_list(args.images, keys) if args.images else None
@@ -131,6 +167,7 @@ def _fddb(args: argparse.Namespace) -> int:
         from facespot.data.fddb import read_folds
     except ImportError:
         raise FacespotError("FDDB ground truth reader (facespot.data.fddb.read_folds) is not available in this install") from None
+    _check_outputs(args, [args.pred, args.folds, args.images])
     records = read_folds(args.folds, args.images)
     detections = read_fddb_detections(args.pred)
     try:
@@ -149,27 +186,64 @@ def _fddb(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace) -> int:
-    from facespot.data.formats import FORMATS, open_records
+    from facespot.data.formats import FORMATS, detect_format
     from facespot.eval.dataset_eval import (
         evaluate_dataset, format_table, parse_keypoint_map, predict_records, read_prediction_jsonl, select_records,
     )  # fmt: skip
 
+    # every option and output is checked before anything is read or a model loads
     if args.format != "auto" and args.format not in FORMATS:
         raise FacespotError(f"unknown data format {args.format!r}; expected auto or one of {', '.join(FORMATS)}")
     if not 0.0 < args.iou <= 1.0:
         raise FacespotError(f"--iou must be in (0, 1], got {args.iou}")
+    for name in ("threshold", "landmark_threshold"):
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            raise FacespotError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
+    if args.threads is not None and args.threads < 1:
+        raise FacespotError(f"--threads must be at least 1, got {args.threads}")
     keypoint_map = parse_keypoint_map(None if args.keypoint_map == "identity" else args.keypoint_map)
-    all_records = open_records(args.data, args.format)
+    model_file = None
+    if args.model:
+        from facespot.runtime.detector import check_model_argument
+
+        check_model_argument(args.model)
+        model_file = args.model if Path(args.model).is_file() else None
+    _check_outputs(args, [args.data, args.include, args.pred, model_file])
+    fmt = detect_format(Path(args.data)) if args.format == "auto" and Path(args.data).exists() else args.format
+    # a WIDER folder keeps records of missing images so that --missing below decides for every format alike
+    options = {"missing": "keep"} if fmt == "wider" and Path(args.data).is_dir() else {}
+    all_records = _read_records(args.data, fmt, **options)
     records, missing = select_records(all_records, args.include)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        print(f"facespot: warning: {len(missing)} image(s) of {args.include} are not in {args.data}: {shown}", file=sys.stderr)
+        _warn(f"{len(missing)} image(s) of {args.include} are not in {args.data}: {shown}")
+    degenerate = [(r.name, int(((r.boxes[:, 2:] - r.boxes[:, :2]) <= 0).any(axis=1).sum())) for r in records]
+    degenerate = [(name, n) for name, n in degenerate if n]
+    if degenerate:
+        total = sum(n for _, n in degenerate)
+        _warn(f"{total} true face box(es) have zero or negative width or height (first in {degenerate[0][0]}); "
+              "no detection can match them, so they count as misses")  # fmt: skip
+    if args.model:
+        absent = [r for r in records if not r.image_path.is_file()]
+        if absent and args.missing == "error":
+            shown = ", ".join(str(r.image_path) for r in absent[:3]) + (" ..." if len(absent) > 3 else "")
+            raise FacespotError(
+                f"{args.data}: {len(absent)} of {len(records)} annotated image(s) are missing: {shown} "
+                "(pass --missing skip to evaluate without them)"
+            )
+        if absent:
+            _warn(f"left out {len(absent)} annotated image(s) missing on disk (--missing skip), first: {absent[0].image_path}")
+            gone = {id(r) for r in absent}
+            records = [r for r in records if id(r) not in gone]
+            if not records:
+                raise FacespotError(f"{args.data}: none of the annotated images exists")
     if args.pred:
         read = read_prediction_jsonl(args.pred, all_records)
         predictions = read.predictions
         failed = set(read.failed) & {r.name for r in records}
         if failed:
-            print(f"facespot: warning: {len(failed)} image(s) could not be read by the detector; they count as misses", file=sys.stderr)
+            _warn(f"{len(failed)} image(s) could not be read by the detector; they count as misses")
         source = Path(args.pred).name
     else:
         from facespot.runtime.detector import load

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "OUT stem + .int8.onnx and reports how much outputs and faces move."
         ),
     )
-    p.add_argument("model", metavar="MODEL_OR_WEIGHTS", help="a .safetensors weights file, or a registry name with --untrained")
+    p.add_argument("model", metavar="MODEL_OR_WEIGHTS",
+                   help="a .safetensors weights file, a packaged name (default, blazeface-front, ...), or a registry "
+                        "name with --untrained")  # fmt: skip
     p.add_argument("--onnx", required=True, metavar="OUT", help="output .onnx file")
     p.add_argument("--height", type=int, help="tracing height (default: the model's fixed or training size)")
     p.add_argument("--width", type=int, help="tracing width")
@@ -35,27 +37,45 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from facespot.errors import FacespotError
-    from facespot.models import available, build
-    from facespot.models.io import load_model
-    from facespot.runtime.onnx_export import check_onnx, export_onnx
-    from facespot.runtime.onnx_meta import META_SOURCE_SHA, add_metadata, model_metadata
-    from facespot.runtime.packaged import sha256_file
+    from facespot.files import Output, check_outputs
+    from facespot.runtime.packaged import packaged_files, packaged_names, resolve_packaged, sha256_file
 
     out = Path(args.onnx)
     if out.suffix.lower() != ".onnx":
         raise FacespotError(f"{out}: the output name must end with .onnx")
+    if (args.height is None) != (args.width is None):
+        raise FacespotError("give both --height and --width, or neither")
+    weights: Path | None = None
+    inputs: list[Path] = []
+    if Path(args.model).is_file():
+        weights = Path(args.model)
+        inputs = [weights]
+    elif args.model in packaged_names():
+        weights = resolve_packaged(args.model)  # the .safetensors, hash-checked
+        inputs = packaged_files(args.model)  # its .onnx too: exporting over it would break the package
+    outputs = [Output("--onnx", out)]
+    if args.quantize == "dynamic":
+        outputs.append(Output("--quantize", out.with_name(out.stem + ".int8.onnx")))
+    check_outputs(outputs, inputs)  # before any model is built: never over an input, and writable
+
+    from facespot.models import available, build
+    from facespot.models.io import load_model
+    from facespot.runtime.onnx_export import check_onnx, export_onnx
+    from facespot.runtime.onnx_meta import META_SOURCE_SHA, add_metadata, model_metadata
+
     extra = {}
-    if args.model in available() and not Path(args.model).is_file():
+    if weights is None:
+        if args.model not in available():
+            known = ", ".join(available() + packaged_names())
+            raise FacespotError(f"{args.model}: neither a weights file nor a known model; known names: {known}")
         if not args.untrained:
             raise FacespotError(f"{args.model!r} is a model architecture, not trained weights; pass a weights file or --untrained")
         model = build(args.model).eval()
         trained = False
     else:
-        model = load_model(args.model)
-        extra[META_SOURCE_SHA] = sha256_file(args.model)
+        model = load_model(weights)
+        extra[META_SOURCE_SHA] = sha256_file(weights)
         trained = True
-    if (args.height is None) != (args.width is None):
-        raise FacespotError("give both --height and --width, or neither")
     t = time.perf_counter()
     export_onnx(model, out, args.height, args.width, opset=args.opset, dynamic=not args.static)
     add_metadata(out, model_metadata(model, extra))

@@ -30,6 +30,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+TRAIN_OUTPUTS = ("config.yaml", "metrics.jsonl", "last.pt", "best.safetensors", "final.safetensors")
+"""What a run writes into its output folder (see :mod:`facespot.train.loop`)."""
+
+
+def check_train_outputs(cfg, config_path: str, resume: str | None, option: str = "--out") -> None:
+    """Before the model is built: the output folder and its files must be writable and never
+    replace an input (the recipe, a data set, a name list, the cache). Resuming from
+    ``OUT/last.pt`` overwrites it by design; every other input stays untouched."""
+    from pathlib import Path
+
+    from facespot.files import Output, check_outputs, resolved_path
+
+    out = Path(cfg.out_dir)
+    sources = list(cfg.data.train) + list(cfg.data.val)
+    inputs = [config_path, resume] + [getattr(cfg.data, k, None) for k in ("cache", "pack", "wider_gt_dir")]
+    inputs += [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
+    names = [n for n in TRAIN_OUTPUTS if not (resume and n == "last.pt" and resolved_path(out / n) == resolved_path(resume))]
+    outputs = [Output(option, out, "dir")] + [Output(f"{option} ({n})", out / n) for n in names]
+    if resume and resolved_path(out / "last.pt") == resolved_path(resume):
+        inputs.remove(resume)
+    check_outputs(outputs, inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     from facespot.train.config import load_config
     from facespot.train.loop import train
@@ -44,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         overrides.append(f"device={args.device}")
     cfg = load_config(args.config, overrides)
+    check_train_outputs(cfg, args.config, args.resume, "--out" if args.out is not None else "out_dir")
     result = train(cfg, resume=args.resume, progress=args.progress)
     if result.final_weights is not None:  # rank 0
         last = f"{result.epoch_losses[-1]:.4f}" if result.epoch_losses else "n/a"

@@ -11,8 +11,25 @@ from typing import Mapping
 
 import numpy as np
 
+from facespot.errors import FacespotError
 from facespot.eval.fddb import FddbRocResult
 from facespot.eval.wider import WiderEvalResult
+from facespot.files import write_atomically
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_plot_path(path: str | Path) -> None:
+    """A plot name needs an extension matplotlib can write (checked before any work)."""
+    if Path(path).suffix.lower() not in PLOT_FORMATS:
+        raise FacespotError(f"{path}: a plot needs one of the extensions {', '.join(PLOT_FORMATS)}")
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write the figure atomically; a bad name or an unwritable place is one clear error."""
+    check_plot_path(path)
+    suffix = Path(path).suffix.lower()
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format=suffix.lstrip(".")), suffix=suffix)
 
 
 def _figure(width: float, height: float):
@@ -51,10 +68,7 @@ def plot_wider_pr(results: Mapping[str, WiderEvalResult] | WiderEvalResult, path
         ax.legend(loc="lower left", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path)
 
 
 def plot_fddb_roc(results: Mapping[str, FddbRocResult] | FddbRocResult, path: str | Path, max_fp: int = 2000, title: str = "FDDB discrete ROC") -> Path:
@@ -75,7 +89,4 @@ def plot_fddb_roc(results: Mapping[str, FddbRocResult] | FddbRocResult, path: st
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(fig, path)

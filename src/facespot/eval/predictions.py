@@ -202,8 +202,11 @@ def write_wider_predictions(folder: str | Path, predictions: Mapping[str, np.nda
         event, name = key.split("/", 1)
         d = np.asarray(det, dtype=np.float64).reshape(-1, 5)
         path = folder / event / f"{name}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{name}.jpg\n{len(d)}\n" + _format_rows(d, decimals), encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{name}.jpg\n{len(d)}\n" + _format_rows(d, decimals), encoding="utf-8")
+        except OSError as exc:
+            raise FacespotError(f"{path}: cannot write the WIDER prediction file ({exc.strerror or exc})") from None
 
 
 def _format_rows(d: np.ndarray, decimals: int) -> str:

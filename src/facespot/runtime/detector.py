@@ -394,6 +394,20 @@ def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith((".safetensors", ".onnx")) or "/" in spec or "\\" in spec or Path(spec).is_file()
 
 
+def check_model_argument(model: str | Path) -> None:
+    """The cheap part of :func:`load`'s checks, for commands that validate before working:
+    a weights path must exist (packaged and registry names are checked by ``load``)."""
+    spec = str(model)
+    if spec == "default":
+        return
+    from facespot.runtime.packaged import packaged_names
+
+    if spec in packaged_names():
+        return
+    if (isinstance(model, Path) or _looks_like_path(spec)) and not Path(spec).is_file():
+        raise FacespotError(f"{spec}: weights file not found (expected a facespot .safetensors or exported .onnx file)")
+
+
 def load(
     model: str | Path = "default",
     backend: str = "onnxruntime",

@@ -49,7 +49,9 @@ def add_metadata(path: str | Path, metadata: dict[str, str]) -> None:
         else:
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, str(value)
-    onnx.save(proto, str(path))
+    from facespot.files import write_atomically
+
+    write_atomically(path, lambda tmp: onnx.save(proto, tmp), suffix=".onnx")  # errors: one line
 
 
 def _name_and_options(meta: dict[str, str], source: str) -> tuple[str, dict[str, Any]]:

@@ -99,6 +99,17 @@ def packaged_model_name(name: str = "default", package: str | None = None) -> st
     return entry.get("model") if isinstance(entry, dict) else None
 
 
+def packaged_files(name: str = "default", package: str | None = None) -> list[Path]:
+    """Every file a packaged entry ships (weights and ONNX): inputs no command may overwrite."""
+    folder = _package_dir(package)
+    data = read_manifest(package) or {"models": {}}
+    key = data.get("default") if name == "default" else name
+    entry = data["models"].get(key) if key else None
+    if not isinstance(entry, dict):
+        return []
+    return [folder / str(entry[k]) for k in ("file", "onnx") if entry.get(k)]
+
+
 def resolve_packaged(name: str = "default", package: str | None = None, prefer_onnx: bool = False) -> Path:
     """Path of a packaged weights file after checking its SHA-256 against the manifest.
 

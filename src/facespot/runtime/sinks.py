@@ -46,7 +46,10 @@ class VideoSink:
         ext = self.path.suffix.lower()
         if ext not in VIDEO_CODECS:
             raise FacespotError(f"{self.path}: cannot write video with extension {ext!r}; use one of {', '.join(VIDEO_CODECS)}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacespotError(f"{self.path}: cannot create its folder ({exc.strerror or exc})") from None
         self.size = (int(size[0]), int(size[1]))
         self.fps = float(fps)
         self.frames = 0

@@ -2,8 +2,10 @@
 
 :func:`open_source` classifies the argument and returns a :class:`Source` that yields
 :class:`Frame` (an RGB image) or :class:`Failure` (an unreadable image, reported, not fatal).
-Folders are walked recursively in sorted order; files that are not images by name are
-*skipped* and listed in ``Source.skipped`` so the user sees what was ignored. A video that
+Folders are walked recursively in sorted order, following symlinked sub-folders (each real
+folder once: a link loop is noted, not followed); images are read as images, videos frame by
+frame (frames of a video in a folder carry ``in_video``), and other files are *skipped* and
+listed in ``Source.skipped`` so the user sees what was ignored. A video that
 stops before its announced frame count, or has an undecodable frame, ends the stream cleanly
 with ``Source.ended_early`` set: everything read so far stays usable.
 """
@@ -32,6 +34,7 @@ class Frame:
     name: str
     index: int
     path: Path | None = None
+    in_video: bool = False  # a frame of a video found in a folder (``name``: the video, ``index``: the frame)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Source:
     ended_early: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_frames: int | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. symlink loops not followed
     _capture: object | None = None
 
     def __len__(self) -> int:
@@ -73,9 +77,17 @@ class Source:
         else:
             yield from self._video()
 
+    @property
+    def videos(self) -> list[Path]:
+        """Video files among a folder's files (read frame by frame)."""
+        return [p for p in self.files if is_video_file(p)] if self.kind == "folder" else []
+
     def _images(self) -> Iterator[Frame | Failure]:
         for i, path in enumerate(self.files):
             name = path.relative_to(self.root).as_posix() if self.root is not None else path.name
+            if self.kind == "folder" and is_video_file(path):
+                yield from self._folder_video(path, name)
+                continue
             try:
                 image = read_image(path, max_pixels=self.max_pixels)
             except FacespotError as exc:
@@ -83,6 +95,23 @@ class Source:
                 continue
             self.frames_read += 1
             yield Frame(image, name, i, path)
+
+    def _folder_video(self, path: Path, name: str) -> Iterator[Frame | Failure]:
+        """Frames of one video inside a folder; an unreadable video is a reported failure."""
+        try:
+            cap = _open_capture(str(path), f"{path}: cannot open the video (corrupt file or a codec OpenCV cannot decode)")
+        except FacespotError as exc:
+            yield Failure(name, str(exc), path)
+            return
+        video = Source("video", str(path), max_frames=self.max_frames, _capture=cap,
+                       expected_frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None)  # fmt: skip
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.fps = fps if fps > 0 else 25.0  # the rate of the video being read, for its output
+        for frame in video._video():
+            self.frames_read += 1
+            yield Frame(frame.image, name, frame.index, path, in_video=True)
+        if video.ended_early:
+            self.notes.append(f"{name}: {video.ended_early}")
 
     def _video(self) -> Iterator[Frame | Failure]:
         cap = self._capture
@@ -124,6 +153,36 @@ class Source:
             self._capture = None
 
 
+def is_video_file(path: str | Path) -> bool:
+    """True when the name ends with one of :data:`VIDEO_EXTENSIONS`."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def walk_folder(root: Path) -> tuple[list[Path], list[Path], list[str]]:
+    """``(images and videos, other files, notes)`` under ``root``, sorted, recursively.
+
+    Symlinked sub-folders are followed (os.walk does not by default, which skipped them
+    without a word); a link back to a folder already walked is noted and not followed."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    notes: list[str] = []
+    seen = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in seen:
+                notes.append(f"{Path(dirpath) / d}: a link to a folder already searched ({real}); not followed again")
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        for fn in sorted(filenames):
+            p = Path(dirpath) / fn
+            (files if is_image_file(p) or is_video_file(p) else skipped).append(p)
+    return files, skipped, notes
+
+
 def _quiet_opencv() -> None:
     """OpenCV prints its own warnings for a missing camera; we raise a clear error instead."""
     try:
@@ -157,14 +216,10 @@ def open_source(spec: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_fram
     if not path.exists():
         raise FacespotError(f"{path}: no such file or folder (expected an image, a folder, a video file or a camera index)")
     if path.is_dir():
-        files, skipped = [], []
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for fn in sorted(filenames):
-                p = Path(dirpath) / fn
-                (files if is_image_file(p) else skipped).append(p)
-        return Source("folder", text, root=path, files=files, skipped=skipped, max_pixels=max_pixels)
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        files, skipped, notes = walk_folder(path)
+        return Source("folder", text, root=path, files=files, skipped=skipped, max_pixels=max_pixels,
+                      max_frames=max_frames, notes=notes)  # fmt: skip
+    if is_video_file(path):
         cap = _open_capture(str(path), f"{path}: cannot open the video (corrupt file or a codec OpenCV cannot decode)")
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)

@@ -1,0 +1,79 @@
+"""facespot.files.check_outputs: the one check every command runs on what it writes (issue 11,
+items 1 and 5): never over an input, one clear line when a path cannot be written."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from facespot.errors import FacespotError
+from facespot.files import Output, check_outputs, write_atomically
+
+
+def test_output_that_is_an_input_is_refused(tmp_path):
+    photo = tmp_path / "x.jpg"
+    photo.write_bytes(b"photo")
+    with pytest.raises(FacespotError, match=r"--json .*x\.jpg: this is the input"):
+        check_outputs([Output("--json", photo)], [photo])
+    # the same file by another name: a relative path, a symlink, a hard link
+    link = tmp_path / "link.jpg"
+    link.symlink_to(photo)
+    hard = tmp_path / "hard.jpg"
+    os.link(photo, hard)
+    for other in (link, hard, tmp_path / "sub" / ".." / "x.jpg"):
+        with pytest.raises(FacespotError, match="this is the input"):
+            check_outputs([Output("--json", other)], [photo])
+    assert photo.read_bytes() == b"photo"
+
+
+def test_input_folders_protect_their_files_and_themselves(tmp_path):
+    data = tmp_path / "data"
+    (data / "ann").mkdir(parents=True)
+    (data / "ann" / "a.xml").write_text("<annotation/>")
+    with pytest.raises(FacespotError, match="inside the input folder"):
+        check_outputs([Output("--plot", data / "ann" / "a.xml")], [data])
+    with pytest.raises(FacespotError, match="this is the input"):
+        check_outputs([Output("--out", data, "dir")], [data])
+    check_outputs([Output("--json", data / "new.json")], [data])  # a new file beside the data is fine
+    check_outputs([Output("--json", tmp_path / "r.json"), Output("--out", tmp_path / "runs", "dir")], [data, None, ""])
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = [
+        (Output("--json", folder), "is a folder; give a file name"),
+        (Output("--wider-out", a_file, "dir"), "is a file; give a folder"),
+        (Output("--json", a_file / "x.jsonl"), "is a file, not a folder"),
+        (Output("--onnx", a_file / "deep" / "x.onnx"), "is a file, not a folder"),
+        (Output("--plot", "/proc/facespot-test/pr.png"), "cannot create it"),
+    ]
+    for out, message in cases:
+        with pytest.raises(FacespotError, match=message):
+            check_outputs([out])
+    assert not list(folder.iterdir()) and a_file.read_text() == "x"  # nothing created, nothing changed
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
+def test_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(FacespotError, match="cannot create it"):
+            check_outputs([Output("--json", ro / "x.jsonl")])
+    finally:
+        ro.chmod(0o755)
+
+
+def test_write_atomically_errors_are_facespot_errors(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(FacespotError, match="cannot write"):
+        write_atomically(a_file / "w.safetensors", lambda tmp: None)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(FacespotError, match="cannot write"):
+        write_atomically(tmp_path / "d", lambda tmp: open(tmp, "w").write("x"))
