@@ -73,6 +73,8 @@ def compute_stats(records: list[FaceRecord], check_images: bool = True) -> Datas
     found; without it only the annotations are examined.
     """
     problems: list[Problem] = []
+    if not records:  # an empty annotation file is a problem, never "none found"
+        problems.append(Problem("no images", "-", "the annotations list no image at all (an empty file?)"))
     sizes = []
     for name, n in Counter(r.name for r in records).items():
         if n > 1:

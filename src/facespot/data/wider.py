@@ -18,6 +18,7 @@ poisons every AP number computed from it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -133,6 +134,8 @@ def read_wider_gt(
                 name=Path(rel).with_suffix("").as_posix(),
             )
         )
+    if not records:
+        raise FacespotError(f"{gt_path}: no image entries (an empty annotation file); expected 'event/name.jpg', a count, face lines")
     return records
 
 
@@ -238,6 +241,18 @@ class WiderFace:
             )
         absent_names = {r.name for r in absent}
         self.skipped = len(absent)
+        if drop_invalid:  # dropping is right for training, but never silent: the set's own numbers change
+            sizes = {r.name: r.boxes[:, 2:] - r.boxes[:, :2] for r in records if r.name not in absent_names}
+            bad = [(name, wh) for name, wh in sizes.items() if (wh <= 0).any()]
+            if bad:
+                name, wh = bad[0]
+                w, h = wh[(wh <= 0).any(axis=1)][0]
+                n = sum(int((wh <= 0).any(axis=1).sum()) for _, wh in bad)
+                warnings.warn(
+                    f"{self.gt_path}: dropped {n} face box(es) with zero or negative width or height "
+                    f"(first: {name}, w={_fmt(w)} h={_fmt(h)}); drop_invalid=False keeps them",
+                    stacklevel=2,
+                )
         self.records: list[FaceRecord] = [
             _filter(r, drop_invalid, min_size) for r in records if r.name not in absent_names
         ]

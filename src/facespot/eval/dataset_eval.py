@@ -38,10 +38,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from facespot import boxes as B
 from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError, located
-from facespot.eval.simple_ap import evaluate_ap
+from facespot.eval.simple_ap import evaluate_ap, overlaps
 from facespot.images import IMAGE_EXTENSIONS
 
 # Keypoint orders -> Caltech's landmark order (left eye, right eye, nose, mouth; "left" is the
@@ -71,12 +70,12 @@ class ImagePredictions:
     keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)  # float64: any finite JSON number fits
         self.scores = np.asarray(self.scores, np.float32).reshape(-1)
         if len(self.boxes) != len(self.scores):
             raise ValueError(f"{len(self.boxes)} boxes but {len(self.scores)} scores")
         if self.keypoints is not None:
-            self.keypoints = np.asarray(self.keypoints, np.float32).reshape(len(self.boxes), -1, 2)
+            self.keypoints = np.asarray(self.keypoints, np.float64).reshape(len(self.boxes), -1, 2)
 
     @classmethod
     def empty(cls) -> "ImagePredictions":
@@ -229,8 +228,8 @@ def _parse_faces(path: Path, lineno: int, faces: Any) -> ImagePredictions:
     if kps and all(k is not None for k in kps):
         if len({len(k) for k in kps}) != 1:
             raise located(path, lineno, "faces of one image have different numbers of keypoints")
-        keypoints = np.asarray(kps, np.float32)
-    return ImagePredictions(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), keypoints)
+        keypoints = np.asarray(kps, np.float64)
+    return ImagePredictions(np.asarray(boxes, np.float64), np.asarray(scores, np.float32), keypoints)
 
 
 @dataclass
@@ -349,7 +348,7 @@ def match_detections(
     match = np.full(len(gt_boxes), -1, np.int64)
     if not len(gt_boxes) or not len(pred_boxes):
         return match
-    overlap = B.iou(np.asarray(pred_boxes, np.float32), np.asarray(gt_boxes, np.float32))
+    overlap = overlaps(pred_boxes, gt_boxes)
     for d in np.argsort(-np.asarray(scores), kind="stable"):
         o = np.where(match < 0, overlap[d], -1.0)
         j = int(o.argmax())
@@ -360,6 +359,7 @@ def match_detections(
 
 def face_nme(pred: np.ndarray, gt: np.ndarray, eye_indices: tuple[int, int] = EYE_INDICES) -> float:
     """Mean distance over annotated points / inter-ocular distance (NaN if not measurable)."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)  # float32 squares overflow at 1e19
     iod = float(np.linalg.norm(gt[eye_indices[0]] - gt[eye_indices[1]]))
     ok = np.isfinite(gt).all(axis=1) & np.isfinite(pred).all(axis=1)
     if not np.isfinite(iod) or iod <= 0 or not ok.any():

@@ -49,6 +49,15 @@ def _ignored(rec: FaceRecord) -> np.ndarray:
     return mask
 
 
+def overlaps(pred_boxes: np.ndarray, true_boxes: np.ndarray) -> np.ndarray:
+    """IoU of predictions against true faces for scoring: float64, and any box however large
+    (a detector's 1e30 box) gives a plain 0 rather than numpy overflow warnings or NaN."""
+    a = np.asarray(pred_boxes, np.float64).reshape(-1, 4)
+    b = np.asarray(true_boxes, np.float64).reshape(-1, 4)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.nan_to_num(B.iou(a, b), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def evaluate_ap(
     records: Sequence[FaceRecord],
     predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -66,14 +75,14 @@ def evaluate_ap(
         ign = _ignored(rec)
         n_faces += int((~ign).sum())
         pb, ps = predictions.get(rec.name, (np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
-        pb = np.asarray(pb, np.float32).reshape(-1, 4)
+        pb = np.asarray(pb, np.float64).reshape(-1, 4)
         ps = np.asarray(ps, np.float32).reshape(-1)
         order = np.argsort(-ps, kind="stable")
         pb, ps = pb[order], ps[order]
         tp = np.zeros(len(ps), bool)
         keep = np.ones(len(ps), bool)
         if len(rec) and len(ps):
-            overlap = B.iou(pb, rec.boxes)
+            overlap = overlaps(pb, rec.boxes)
             taken = np.zeros(len(rec), bool)
             for d in range(len(ps)):
                 o = overlap[d].copy()
