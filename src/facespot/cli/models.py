@@ -1,18 +1,28 @@
-"""``facespot models``: list the registered detectors, or print one model's card.
+"""``facespot models``: list the registered detectors and packaged weights, or print one card.
 
 ``facespot models`` prints one row per model (params, MACs and anchors at 640x480, or at
-the model's fixed input size, which the row states); ``facespot models NAME`` prints the
-full card; ``facespot models --weights FILE`` prints the card of a saved model.
+the model's fixed input size, which the row states), one more row per alternative backbone
+(``yolo backbone=pool_resnet``, ...), then the packaged trained weights (``default``,
+``blazeface-front``, ...); ``facespot models NAME`` prints the full card of a model or of a
+packaged entry; ``--option KEY=VALUE`` sets a constructor option (``--option backbone=pool_resnet``);
+``facespot models --weights FILE`` prints the card of a saved model.
+
+Cards only need the architecture, never the weights: every model is built on torch's ``meta``
+device (no memory, no initialisation), so listing all of them takes about as long as
+importing torch.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the available models or show one model's card")
-    p.add_argument("name", nargs="?", help="a model name: print its card")
+    p = sub.add_parser("models", help="list the available models and packaged weights, or show one model's card")
+    p.add_argument("name", nargs="?", help="a model name or a packaged weights name (e.g. default): print its card")
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor option for NAME, e.g. --option backbone=pool_resnet (repeatable)")  # fmt: skip
     p.add_argument("--weights", metavar="FILE", help="print the card of the model saved in this weights file")
     p.set_defaults(func=run)
 
@@ -23,26 +33,138 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
 
-def run(args: argparse.Namespace) -> int:
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from facespot.errors import FacespotError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise FacespotError(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def meta_build(name: str, options: dict[str, Any] | None = None):
+    """The architecture of ``name`` on the ``meta`` device: parameters have shapes but no memory."""
+    import torch
+
     from facespot import models
+
+    with torch.device("meta"):
+        return models.build(name, **(options or {})).eval()
+
+
+def _backbone_variants(model) -> list[str]:
+    """Other backbones a family takes (its module's ``BACKBONES``), when it has a ``backbone`` option."""
+    import sys
+
+    current = model.config.get("backbone")
+    family = sys.modules.get(type(model).__module__)
+    choices = getattr(family, "BACKBONES", ()) if current is not None else ()
+    return [b for b in choices if b != current]
+
+
+def _row(label: str, model) -> list[str]:
     from facespot.models import card
 
-    if args.weights:
-        from facespot.models.io import load_model
+    m = card.measure(model)
+    size = f"fixed {m.size_text}" if model.fixed_input_size else "any"
+    return [label, card.format_count(card.count_params(model)), card.format_count(m.macs), m.size_text, str(m.anchors), size]
 
-        model = load_model(args.weights)
-        print(card.render_card(card.model_card(model), model))
+
+def _packaged_rows() -> tuple[list[list[str]], str | None]:
+    from facespot.runtime.packaged import read_manifest
+
+    data = read_manifest() or {"models": {}}
+    rows = []
+    for key, entry in sorted(data["models"].items()):
+        if isinstance(entry, dict):
+            rows.append([key, str(entry.get("model", "?")), "onnx + safetensors" if entry.get("onnx") else "safetensors",
+                         str(entry.get("description", ""))])  # fmt: skip
+    return rows, data.get("default")
+
+
+def _card_text(model, extra: list[str] | None = None) -> str:
+    from facespot.models import card
+
+    text = card.render_card(card.model_card(model), model)
+    return "\n".join([text, *(extra or [])])
+
+
+def _packaged_card(name: str) -> str:
+    """Card of a packaged entry: the architecture its weights file declares, plus the entry."""
+    from facespot.models.io import read_metadata
+    from facespot.runtime.packaged import read_manifest, resolve_packaged
+    from facespot.spec import META_CONFIG, META_MODEL
+
+    path = resolve_packaged(name)  # hash-checked
+    meta = read_metadata(path)
+    import json
+
+    config = json.loads(meta.get(META_CONFIG, "{}"))
+    model = meta_build(meta[META_MODEL], {k: v for k, v in config.items() if k != "name"})
+    data = read_manifest() or {"models": {}}
+    key = data.get("default") if name == "default" else name
+    entry = data["models"].get(key, {})
+    lines = [f"packaged    {key}" + (" (the default)" if key == data.get("default") else ""), f"weights     {path}"]
+    if entry.get("onnx"):
+        lines.append(f"onnx        {path.with_name(entry['onnx'])}")
+    if entry.get("description"):
+        lines.append(f"trained     {entry['description']}")
+    return _card_text(model, lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facespot.errors import FacespotError
+    from facespot.runtime.packaged import packaged_names
+
+    options = _parse_options(args.options)
+    if args.weights:
+        import json
+
+        from facespot.models.io import read_metadata
+        from facespot.spec import META_CONFIG, META_MODEL
+
+        meta = read_metadata(args.weights)
+        config = json.loads(meta.get(META_CONFIG, "{}"))
+        print(_card_text(meta_build(meta[META_MODEL], {k: v for k, v in config.items() if k != "name"})))
         return 0
     if args.name:
-        model = models.build(args.name)  # unknown names -> FacespotError listing the known ones
-        print(card.render_card(card.model_card(model), model))
-        return 0
+        from facespot import models
+
+        if args.name in models.available():
+            print(_card_text(meta_build(args.name, options)))
+            return 0
+        if args.name in packaged_names():
+            if options:
+                raise FacespotError(f"--option applies to model architectures, not to packaged weights {args.name!r}")
+            print(_packaged_card(args.name))
+            return 0
+        known = ", ".join(models.available() + packaged_names())
+        raise FacespotError(f"unknown model {args.name!r}; known models and packaged weights: {known}")
+    if options:
+        raise FacespotError("--option needs a model NAME")
+    from facespot import models
+
     rows = []
     for name in models.available():
-        model = models.build(name)
-        m = card.measure(model)
-        size = f"fixed {m.size_text}" if model.fixed_input_size else "any"
-        rows.append([name, card.format_count(card.count_params(model)), card.format_count(m.macs), m.size_text, str(m.anchors), size])
+        model = meta_build(name)
+        rows.append(_row(name, model))
+        for backbone in _backbone_variants(model):
+            rows.append(_row(f"{name} backbone={backbone}", meta_build(name, {"backbone": backbone})))
     print(_table(rows, ["model", "params", "MACs", "at (WxH)", "anchors", "input size"]))
-    print("\nMACs and anchors at 640x480, or at the model's fixed input size. `facespot models NAME` shows a card.")
+    print("\nMACs and anchors at 640x480, or at the model's fixed input size. `facespot models NAME` shows a card;")
+    print("`--option backbone=...` picks another backbone.")
+    packaged, default = _packaged_rows()
+    if packaged:
+        print(f"\nPackaged trained weights (`--model NAME`, facespot.load(NAME); `default` is {default}):\n")
+        print(_table([r[:3] for r in packaged], ["name", "model", "files"]))
+        for r in packaged:
+            print(f"  {r[0]}: {r[3]}")
     return 0
