@@ -41,7 +41,7 @@ class CDPError(RuntimeError):
 class Browser:
     """``with Browser() as b: page = b.new_page(); page.send("Page.navigate", url=...)``."""
 
-    def __init__(self, binary: str, log: Path | None = None) -> None:
+    def __init__(self, binary: str, log: Path | None = None, extra_flags: list[str] | None = None) -> None:
         self.profile = tempfile.mkdtemp(prefix="facespot-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
@@ -52,7 +52,7 @@ class Browser:
 
         self._log = open(log, "wb") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [binary, *FLAGS, *(extra_flags or []), f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=wire, close_fds=False,
         )  # fmt: skip
         os.close(to_child_r)

@@ -61,12 +61,12 @@ def multipart(field: str, data: bytes, filename: str = "photo.jpg", boundary: st
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def asgi_post(app, path: str, headers: dict[str, str], chunks, query: str = "") -> tuple[int, dict, bytes, int]:
+def asgi_post(app, path: str, headers: dict[str, str], chunks, query: str = "", delay: float = 0.0) -> tuple[int, dict, bytes, int]:
     """POST ``chunks`` to an ASGI app one receive() at a time.
 
     Returns ``(status, headers, body, chunks_read)``: how many chunks the app pulled before it
     answered -- what the Starlette test client (which hands the app the whole body at once)
-    cannot show.
+    cannot show. ``delay``: seconds before each chunk (a slow client).
     """
     source = iter(chunks)
     read = 0
@@ -74,6 +74,8 @@ def asgi_post(app, path: str, headers: dict[str, str], chunks, query: str = "") 
 
     async def receive():
         nonlocal read
+        if delay:
+            await asyncio.sleep(delay)
         try:
             chunk = next(source)
         except StopIteration:

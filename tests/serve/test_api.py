@@ -192,6 +192,15 @@ def test_token_is_checked_before_the_upload_is_read(make_client):
     assert status == 401 and read == 0
 
 
+# ---------------------------------------------------------------------- 408
+
+
+def test_stalled_upload_is_408(make_client):
+    app = make_client(upload_timeout=0.3).app
+    status, _, body, read = asgi_post(app, "/v1/detect", {"Content-Type": "image/jpeg"}, (b"\xff" * 10 for _ in range(100)), delay=0.1)
+    assert status == 408 and b"not received within 0.3 s" in body and read < 10
+
+
 # ---------------------------------------------------------------------- 413
 
 
@@ -253,7 +262,8 @@ def test_busy_past_the_queue_timeout_is_503_and_health_stays_responsive(make_cli
         assert first["r"].status_code == 200 and first["r"].json()["faces"] == []
 
 
-def test_full_queue_is_503_at_once(make_client, blocking_pool):
+def test_at_capacity_is_503_at_once_before_the_upload_is_read(make_client, blocking_pool):
+    """Capacity = workers + max_waiting requests in progress (here 1 + 0): memory stays bounded."""
     from starlette.testclient import TestClient
 
     pool, det = blocking_pool
@@ -261,8 +271,9 @@ def test_full_queue_is_503_at_once(make_client, blocking_pool):
         t, first = _in_thread(lambda: c.post("/v1/detect", content=ASTRONAUT))
         assert det.entered.wait(10)
         t0 = time.monotonic()
-        assert_error(c.post("/v1/blur", content=ASTRONAUT), 503, "already waiting")
+        assert_error(c.post("/v1/blur", content=ASTRONAUT), 503, "1 requests in progress")
         assert time.monotonic() - t0 < 5
+        assert c.get("/healthz").json()["in_progress"] == 1
         det.release.set()
         t.join(10)
         assert first["r"].status_code == 200

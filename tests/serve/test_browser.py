@@ -101,3 +101,27 @@ def test_page_detects_blurs_and_downloads_in_chromium(live_server, tmp_path):
         assert not page.events("Runtime.exceptionThrown")
         errors = [e["entry"] for e in page.events("Log.entryAdded") if e["entry"]["level"] == "error"]
         assert not errors, errors
+
+
+def test_webcam_frames_go_to_the_server(live_server):
+    """Chromium's fake camera (a moving test pattern, no faces): frames are sent and drawn."""
+    fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    with Browser(CHROMIUM, log=ARTIFACTS / "chromium_webcam.log", extra_flags=fake_camera) as browser:
+        page = browser.new_page(1000, 700)
+        page.send("Page.navigate", url=live_server.url)
+        page.wait_for("document.body && document.body.dataset.ready === '1'", what="the page")
+        set_control(page, "#webcam", "e.click()")
+        page.wait_for("document.getElementById('webcam').textContent === 'Stop webcam'", 20, "the webcam to start")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sent = [e for e in page.events("Network.requestWillBeSent") if "/v1/detect" in e["request"]["url"]]
+            if len(sent) >= 3:
+                break
+            time.sleep(0.2)
+        assert len(sent) >= 3  # frame after frame
+        card = page.evaluate("(() => { const c = document.querySelector('.card'); return [c.querySelector('.name').textContent, c.querySelector('.count').textContent, c.querySelector('canvas').width]; })()")
+        assert card[0] == "webcam" and card[1] == "0 faces" and card[2] > 0
+        assert not page.evaluate("document.getElementById('message').textContent")
+        page.screenshot(ARTIFACTS / "serve_page_webcam.png")
+        set_control(page, "#webcam", "e.click()")
+        page.wait_for("document.querySelectorAll('.card').length === 0", 10, "the webcam to stop")

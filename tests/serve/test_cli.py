@@ -34,6 +34,7 @@ def test_help_lists_the_options(capsys):
         (["--threshold", "2"], "--threshold must be between 0 and 1"),
         (["--token", " "], "token"),
         (["--max-pixels", "0"], "--max-pixels"),
+        (["--upload-timeout", "0"], "--upload-timeout"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(capsys, argv, words):
@@ -54,7 +55,7 @@ def test_port_in_use_is_one_line_exit_2(capsys):
 
 def test_token_from_the_environment(monkeypatch):
     args = argparse.Namespace(port=0, workers=None, threads=1, max_upload_mb=20.0, max_pixels=None, threshold=0.5,
-                              blur_threshold=0.4, queue_timeout=10.0, max_queue=64, token=None)  # fmt: skip
+                              blur_threshold=0.4, queue_timeout=10.0, max_queue=64, upload_timeout=120.0, token=None)  # fmt: skip
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     assert _check(args) is None
     monkeypatch.setenv(TOKEN_ENV, "from-env")

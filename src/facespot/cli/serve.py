@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blur-threshold", type=float, default=0.4, help="default minimum face score of /v1/blur (default: 0.4)")
     p.add_argument("--queue-timeout", type=float, default=10.0,
                    help="answer 503 when no detector is free within this many seconds (default: 10)")  # fmt: skip
-    p.add_argument("--max-queue", type=int, default=64, help="answer 503 at once when this many requests wait (default: 64)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="answer 503 at once when workers + this many requests are in progress (default: 64)")  # fmt: skip
+    p.add_argument("--upload-timeout", type=float, default=120.0,
+                   help="answer 408 when an upload is not received within this many seconds (default: 120)")  # fmt: skip
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                    help="log one line per request: method, path, status (never the upload; default: on)")  # fmt: skip
@@ -57,8 +60,8 @@ def _check(args: argparse.Namespace) -> str | None:
     for name in ("threshold", "blur_threshold"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise FacespotError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
-    if not args.queue_timeout > 0 or args.max_queue < 0:
-        raise FacespotError("--queue-timeout must be positive and --max-queue at least 0")
+    if not args.queue_timeout > 0 or not args.upload_timeout > 0 or args.max_queue < 0:
+        raise FacespotError("--queue-timeout and --upload-timeout must be positive, --max-queue at least 0")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
     if token is not None and not token.strip():
         raise FacespotError(f"the token (--token or ${TOKEN_ENV}) is empty; give a real one or leave it unset")
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         model=os.path.basename(str(args.model)), max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, token=token, detect_threshold=args.threshold,
         blur_threshold=args.blur_threshold, queue_timeout=args.queue_timeout, max_waiting=args.max_queue,
+        upload_timeout=args.upload_timeout,
     )  # fmt: skip
     workers = args.workers or physical_cores()
     sock = _listen(args.host, args.port)

@@ -12,12 +12,16 @@ Routes::
     POST /v1/blur     image -> the image with faces blurred, same format and displayed size
 
 Every error is JSON ``{"error": "..."}``: 400 (not an image, corrupt, bad parameter), 401 (token),
-404 / 405, 413 (upload over ``max_upload_mb``, image over ``max_pixels``), 503 (busy), 500.
-Uploads are held in memory only, never written to disk and never logged.
+404 / 405, 408 (upload not received within ``upload_timeout``), 413 (upload over
+``max_upload_mb``, image over ``max_pixels``), 503 (busy), 500.
+Uploads are held in memory only, never written to disk and never logged. At most
+``workers + max_waiting`` API requests are in progress at once (reading, waiting or running);
+more get 503 before their upload is read, so memory stays bounded by that many uploads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -56,6 +60,7 @@ class ServeConfig:
     max_faces: int = 750
     queue_timeout: float = 10.0
     max_waiting: int = 64
+    upload_timeout: float = 120.0  # a body not received by then is refused (408): stalled clients free their slot
 
     @property
     def max_upload_bytes(self) -> int:
@@ -117,16 +122,21 @@ def _detector_options(base, params, config: ServeConfig, threshold: float):
 # ---------------------------------------------------------------------- work done in pool threads
 
 
-def _detect_job(detector, data: bytes, options, max_pixels: int) -> tuple[Decoded, list]:
+def _faces(detector, data: bytes, options, max_pixels: int) -> tuple[Decoded, list]:
     upload = decode_upload(data, max_pixels)
     detector.options = options  # this detector is ours alone until the job ends
     return upload, detector(upload.rgb, rgb=True)
 
 
+def _detect_job(detector, data: bytes, options, max_pixels: int) -> dict[str, Any]:
+    upload, faces = _faces(detector, data, options, max_pixels)
+    return {"width": upload.width, "height": upload.height, "faces": [f.to_dict() for f in faces]}
+
+
 def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float) -> tuple[bytes, str, int]:
     from facespot.runtime.anonymize import anonymize
 
-    upload, faces = _detect_job(detector, data, options, max_pixels)
+    upload, faces = _faces(detector, data, options, max_pixels)
     out = anonymize(upload.rgb, [f.box for f in faces], method=method, margin=margin)
     return encode_like(upload, out), upload.media_type, len(faces)
 
@@ -162,9 +172,30 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
 
     async def upload_of(request: Request) -> bytes:
         try:
-            return await read_upload(request.headers, request.stream(), config.max_upload_bytes)
+            read = read_upload(request.headers, request.stream(), config.max_upload_bytes)
+            return await asyncio.wait_for(read, config.upload_timeout)
         except DecodeError as exc:
             raise ApiError(exc.status, str(exc)) from None
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"upload not received within {config.upload_timeout:g} s") from None
+
+    in_progress = [0]
+    capacity = pool.size + pool.max_waiting
+
+    def admitted(handler):
+        """At most ``capacity`` API requests at once; the rest get 503 before their upload is read."""
+
+        async def guarded(request: Request) -> Response:
+            authorize(request)
+            if in_progress[0] >= capacity:
+                raise ApiError(503, f"server busy: {in_progress[0]} requests in progress; retry later", {"Retry-After": "1"})
+            in_progress[0] += 1
+            try:
+                return await handler(request)
+            finally:
+                in_progress[0] -= 1
+
+        return guarded
 
     async def in_pool(fn, *args):
         try:
@@ -180,20 +211,19 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({**health, "waiting": pool.waiting})
+        return JSONResponse({**health, "in_progress": in_progress[0], "waiting": pool.waiting})
 
+    @admitted
     async def detect(request: Request) -> Response:
-        authorize(request)
         _check_known(request.query_params, DETECT_PARAMS)
         options = _detector_options(base_options, request.query_params, config, config.detect_threshold)
         data = await upload_of(request)
-        upload, faces = await in_pool(_detect_job, data, options, config.max_pixels)
-        return JSONResponse({"width": upload.width, "height": upload.height, "faces": [f.to_dict() for f in faces]})
+        return JSONResponse(await in_pool(_detect_job, data, options, config.max_pixels))
 
+    @admitted
     async def blur(request: Request) -> Response:
         from facespot.runtime.anonymize import METHODS
 
-        authorize(request)
         params = request.query_params
         _check_known(params, BLUR_PARAMS)
         options = _detector_options(base_options, params, config, config.blur_threshold)
