@@ -6,9 +6,17 @@ file held (grayscale, alpha, 16 bits). Files that cannot be decoded raise
 :class:`~facespot.errors.FacespotError` naming the file, so a trainer can skip the image and
 say which one it was instead of crashing on ``None``.
 
-Orientation: images are returned as *stored* (EXIF orientation is not applied). Annotation
-sets (WIDER, VOC, ...) give coordinates in the stored pixel grid, and :func:`image_size`
-reads the stored size from the header, so boxes, decoded pixels and sizes all agree.
+Orientation: images are returned as *displayed*: the EXIF orientation tag (JPEG ``APP1``,
+PNG ``eXIf``, WebP ``EXIF``, a TIFF's own tag) is applied, as browsers, phones and photo
+viewers do -- phones often store a portrait photo sideways with orientation 6. Detection
+boxes, saved images and :func:`image_size` (which reads the tag from the header too) all
+refer to the photo as the user sees it. OpenCV's ``IMREAD_UNCHANGED`` (needed for 16-bit and
+alpha) ignores the tag, so it is read and applied here, the same for every caller.
+
+Pixel types (:func:`_to_uint8`): ``uint8`` as is; ``uint16`` keeps the top 8 bits (16-bit
+PNG / TIFF); other integer types are taken by their value range and must lie in 0..255;
+floating point must be finite and in 0..1. Anything else is a :class:`FacespotError`, never a
+silently wrong picture.
 """
 
 from __future__ import annotations
@@ -66,19 +74,129 @@ def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
     return size, None
 
 
+# ---------------------------------------------------------------------- EXIF orientation
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of IFD0 in a TIFF structure (an EXIF block is one); 1 when absent."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    e = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
+    for k in range(min(count, 512)):
+        pos = ifd + 2 + 12 * k
+        if pos + 12 > len(tiff):
+            break
+        tag, kind, n = struct.unpack(e + "HHI", tiff[pos : pos + 8])
+        if tag == 0x0112 and n >= 1:
+            if kind == 3:  # SHORT, left-justified in the value field
+                return struct.unpack(e + "H", tiff[pos + 8 : pos + 10])[0]
+            if kind == 4:  # LONG
+                return struct.unpack(e + "I", tiff[pos + 8 : pos + 12])[0]
+    return 1
+
+
+def _jpeg_exif(data: bytes) -> bytes | None:
+    pos, n = 2, len(data)
+    while pos + 4 <= n and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan: no more header segments
+            return None
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
+            return body[6:]
+        pos += 2 + length
+    return None
+
+
+def _png_exif(data: bytes) -> bytes | None:
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"eXIf":
+            return data[pos + 8 : pos + 8 + length]
+        if kind in (b"IDAT", b"IEND"):  # viewers honour eXIf only before the image data
+            return None
+        pos += 12 + length
+    return None
+
+
+def _webp_exif(data: bytes) -> bytes | None:
+    pos, n = 12, len(data)
+    while pos + 8 <= n:
+        kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+        if kind == b"EXIF":
+            body = data[pos + 8 : pos + 8 + length]
+            return body[6:] if body.startswith(b"Exif\x00\x00") else body
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of an encoded JPEG, PNG, WebP or TIFF; 1 when absent or malformed."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            exif = _jpeg_exif(data)
+        elif data.startswith(_PNG_SIGNATURE):
+            exif = _png_exif(data)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            exif = _webp_exif(data)
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+            exif = data
+        else:
+            return 1
+        value = _tiff_orientation(exif) if exif else 1
+    except struct.error:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored pixels -> displayed pixels for an EXIF orientation (as browsers and Pillow do)."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = img.swapaxes(0, 1)
+    elif orientation == 6:
+        img = np.rot90(img, -1)  # 90 degrees clockwise
+    elif orientation == 7:
+        img = img.swapaxes(0, 1)[::-1, ::-1]
+    elif orientation == 8:
+        img = np.rot90(img, 1)
+    return np.ascontiguousarray(img)
+
+
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """``(w, h)`` from a JPEG or PNG header without decoding pixels; None for other formats."""
+    """``(w, h)`` as displayed (EXIF orientation applied) from a JPEG or PNG header without
+    decoding pixels; None for other formats."""
     with open(path, "rb") as f:
         head = f.read(65536)
+        size = None
         if head.startswith(_PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b"IHDR":
             w, h = struct.unpack(">II", head[16:24])
-            return int(w), int(h)
-        if head[:2] == b"\xff\xd8":
+            size = (int(w), int(h))
+        elif head[:2] == b"\xff\xd8":
             size, _ = _jpeg_header(head)
             if size is None and len(head) == 65536:  # large APP segments (EXIF, ICC): read on
-                size, _ = _jpeg_header(head + f.read())
-            return size
-    return None
+                head += f.read()
+                size, _ = _jpeg_header(head)
+        if size is not None and exif_orientation(head) >= 5:  # 5-8 turn the photo a quarter
+            size = (size[1], size[0])
+        return size
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -103,19 +221,42 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return int(img.shape[1]), int(img.shape[0])
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def _to_uint8(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
+    """Samples of any pixel type -> ``uint8``, or a :class:`FacespotError` naming ``what``.
+
+    ``uint16`` keeps the top 8 bits (16-bit files); other integers must already lie in 0..255;
+    floats must be finite and in 0..1. A value range that fits neither is refused rather than
+    guessed: a float image in 0..255 clipped to 0..1 is a white frame, and a detector run on
+    it answers "no faces" without a hint of the mistake.
+    """
     if img.dtype == np.uint8:
         return img
+    if img.dtype == np.bool_:
+        return img.astype(np.uint8) * 255
     if img.dtype == np.uint16:
         return (img >> 8).astype(np.uint8)  # keep the top 8 bits: exact rescale of 0..65535
-    if img.dtype == np.int8:
-        return (img.astype(np.int16) + 128).astype(np.uint8)
-    if img.dtype in (np.int16, np.int32, np.uint32):
+    if img.size == 0:
+        return img.astype(np.uint8)
+    if np.issubdtype(img.dtype, np.integer):
+        lo, hi = int(img.min()), int(img.max())
+        if lo >= 0 and hi <= 255:
+            return img.astype(np.uint8)
+        raise FacespotError(
+            f"{what}: {img.dtype} pixel values span {lo}..{hi}, outside 0..255; give 8-bit values (uint8, or any "
+            "integer type holding 0..255), 16-bit data as uint16, or floats in 0..1"
+        )
+    if np.issubdtype(img.dtype, np.floating):
+        finite = np.isfinite(img)
+        if not finite.all():
+            bad = "NaN" if np.isnan(img).any() else "infinite"
+            raise FacespotError(f"{what}: the {img.dtype} image holds {bad} values ({int((~finite).sum())} samples)")
         lo, hi = float(img.min()), float(img.max())
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        return ((img.astype(np.float64) - lo) * scale).round().astype(np.uint8)
-    # floating point images are taken to be 0..1
-    return (np.clip(np.nan_to_num(img.astype(np.float64)), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        tol = 1e-3  # rounding from colour conversions
+        if lo >= -tol and hi <= 1.0 + tol:
+            return (np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        hint = " (0..255 data: divide by 255 or pass uint8)" if lo >= 0 and hi <= 255 else ""
+        raise FacespotError(f"{what}: {img.dtype} pixel values span {lo:g}..{hi:g}; float images must be in 0..1{hint}")
+    raise FacespotError(f"{what}: unsupported pixel type {img.dtype}")
 
 
 def _to_rgb(img: np.ndarray, path: Path) -> np.ndarray:
@@ -182,5 +323,5 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
             f"{path}: image is {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} pixels, "
             f"over the limit of {max_pixels}"
         )
-    img = _to_rgb(_to_uint8(img), path)
-    return np.ascontiguousarray(img)
+    img = _to_rgb(_to_uint8(img, path), path)
+    return apply_orientation(img, exif_orientation(data))

@@ -70,7 +70,8 @@ class DetectorOptions(post.PostprocessOptions):
 
     resize: ``"auto"``, ``"native"`` or a long side in pixels (see :mod:`.preprocess`).
     max_side: cap on the long side for native-size inference (None: no cap).
-    min_side: with ``resize="auto"``, smaller images are upscaled to this long side (None: never).
+    min_side: with ``resize="auto"``, smaller images are upscaled to this long side (None: never),
+        by at most ``max_upscale`` times (None: no cap).
     mode: ``"single"`` (one pass) or ``"multiscale"`` for tiny faces in large images: Tiny
         Faces runs its image pyramid (``pyramid_scales``); other models add overlapping
         tiles (``tile_size`` original pixels, ``tile_overlap``), each enlarged by
@@ -82,6 +83,7 @@ class DetectorOptions(post.PostprocessOptions):
     resize: str | int = "auto"
     max_side: int | None = 2048
     min_side: int | None = 640
+    max_upscale: float | None = 4.0
     mode: str = "single"
     tile_size: int | None = None
     tile_overlap: float = 0.25
@@ -98,10 +100,14 @@ class DetectorOptions(post.PostprocessOptions):
             raise FacespotError(f"max_side must be at least 16, got {self.max_side}")
         if not self.tile_zoom > 0:
             raise FacespotError(f"tile_zoom must be positive, got {self.tile_zoom}")
+        if self.max_upscale is not None and not self.max_upscale >= 1.0:
+            raise FacespotError(f"max_upscale must be at least 1, got {self.max_upscale}")
 
 
 def to_rgb_array(image: Any, rgb: bool, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Path / array / ``__array__`` object -> ``HxWx3`` uint8 RGB (BGR arrays unless ``rgb``)."""
+    if image is None:
+        raise FacespotError("expected an image (a path, an HxWxC array or a PIL image), got None")
     if isinstance(image, (str, Path)):
         return read_image(image, max_pixels=max_pixels)
     if type(image).__module__.startswith("PIL."):  # a PIL image knows its colours: always RGB
@@ -120,9 +126,12 @@ def to_rgb_array(image: Any, rgb: bool, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise FacespotError(
             f"image is {arr.shape[1]}x{arr.shape[0]} = {arr.shape[0] * arr.shape[1]} pixels, over the limit of {max_pixels}"
         )
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    arr = _to_uint8(arr)
+    if arr.dtype == np.uint16 and arr.size and 0 < int(arr.max()) <= 255:
+        raise FacespotError(
+            f"uint16 image with values only up to {int(arr.max())}: 8-bit data in a 16-bit array, or a nearly "
+            "black 16-bit image? Pass 8-bit data as uint8 (or any integer type holding 0..255), 16-bit data scaled to 0..65535"
+        )
+    arr = _to_uint8(arr, "image")  # integers by their value range, floats in 0..1; else a clear error
     if arr.ndim == 2:
         arr = arr[:, :, None]
     c = arr.shape[2]
@@ -216,10 +225,24 @@ class Detector:
         return self.batch([image], rgb=rgb)[0]
 
     def batch(self, images: Iterable[Any], rgb: bool | None = None) -> list[list[Face]]:
-        """Faces for several images; inputs of the same canvas size share one network call."""
+        """Faces for several images (a list, tuple or other iterable of images, or an
+        ``(N, H, W, C)`` array); inputs of the same canvas size share one network call."""
         t0 = time.perf_counter()
         flag = self.rgb if rgb is None else bool(rgb)
-        arrays = [to_rgb_array(im, flag, self.options.max_pixels) for im in images]
+        if images is None or isinstance(images, (str, Path, bytes)) or type(images).__module__.startswith("PIL."):
+            raise FacespotError(
+                f"batch() takes a list of images, got {type(images).__name__}; for one image call detector(image)"
+            )
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise FacespotError(
+                f"batch() takes a list of images or an (N, H, W, C) array, got an array of shape {images.shape}; "
+                "for one image call detector(image)"
+            )
+        try:
+            items = list(images)
+        except TypeError:
+            raise FacespotError(f"batch() takes a list of images, got {type(images).__name__}") from None
+        arrays = [to_rgb_array(im, flag, self.options.max_pixels) for im in items]
         timing = {"preprocess": time.perf_counter() - t0, "network": 0.0, "postprocess": 0.0}
         if self.options.mode == "multiscale" and self.model_name == "tinyfaces":
             results = [self._pyramid(a, timing) for a in arrays]
@@ -231,7 +254,7 @@ class Detector:
     def _views(self, height: int, width: int) -> list[View]:
         o = self.options
         full = (0, 0, width, height)
-        views = [plan_view(full, o.resize, self.fixed_input_size, self.square_size, o.max_side, o.min_side)]
+        views = [plan_view(full, o.resize, self.fixed_input_size, self.square_size, o.max_side, o.min_side, o.max_upscale)]
         if o.mode != "multiscale":
             return views
         if o.tile_size is not None:

@@ -15,7 +15,9 @@ Resize policies (``resize=``):
   size, downscaled only when the long side exceeds ``max_side`` and upscaled when it is below
   ``min_side`` (small web images: their faces are smaller than any the model was trained
   on at 512-1024 pixel crops; on the Caltech hold-out, ~290 px photos, AP@0.5 rises from
-  0.44 at native size to 0.71 at a 640 px long side).
+  0.44 at native size to 0.71 at a 640 px long side) -- by at most ``max_upscale`` (4x):
+  interpolation beyond that adds no detail, and a thumbnail (or a 1x1 image) blown up to
+  640 px is a flat field the network was never shown.
 * ``"native"``: native size for fully convolutional models (same ``max_side`` cap).
 * an integer ``N``: keep-aspect resize so the long side is ``N`` (square canvas ``N x N``
   for grid models, no padding for the others).
@@ -78,6 +80,7 @@ def plan_view(
     square_size: int | None,
     max_side: int | None,
     min_side: int | None = None,
+    max_upscale: float | None = None,
 ) -> View:
     """Choose the resize and canvas for one crop under a resize policy (see module doc).
 
@@ -117,7 +120,8 @@ def plan_view(
     if max_side is not None and min_side is not None:
         min_side = min(min_side, max_side)
     if resize == "auto" and min_side is not None and max(w, h) < min_side:
-        nw, nh = _long_side_size(w, h, min_side)
+        target = min_side if max_upscale is None else min(min_side, max(int(round(max(w, h) * max_upscale)), max(w, h)))
+        nw, nh = _long_side_size(w, h, target)
         return View(crop, nw, nh, nw, nh)
     return View(crop, w, h, w, h)
 
