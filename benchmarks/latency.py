@@ -7,8 +7,9 @@ which makes NMS far busier than with trained weights; the ``cand`` column shows 
 candidates entered NMS so the post-processing numbers can be read in that light.
 
 A second table splits FaceBoxes' time into network vs decode+NMS at several candidate counts.
-Peers (MediaPipe BlazeFace, OpenCV Haar) are timed in the same run when their venv exists
-(see ``benchmarks/peers/README.md``).
+Peers (RetinaFace MobileNet-0.25, YuNet, MediaPipe BlazeFace, MTCNN, OpenCV Haar) are timed in
+the same run when their venvs exist (``bash benchmarks/peers/install.sh``; see
+``benchmarks/peers/README.md``).
 
     python benchmarks/latency.py                       # all models, both backends, 1 and 2 threads
     python benchmarks/latency.py --models faceboxes --threads 1 --runs 50
@@ -31,12 +32,18 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "wider-val-dev" / "images"
+DATA = ROOT.parent / "shared" / "data" / "wider-val-eval" / "images"
+PEERS_DIR = "/tmp/facespot-peers"
 
 
-def load_frames(n: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """``n`` 640x480 BGR frames: WIDER val-dev photos (cropped/resized) when present, else synthetic."""
-    files = sorted(DATA.rglob("*.jpg"))[:n] if DATA.is_dir() else []
+def load_frames(n: int, seed: int = 0, data: Path = DATA) -> tuple[np.ndarray, str]:
+    """``n`` 640x480 BGR frames cut from WIDER photos (``wider-val-eval``: ``n`` images evenly
+    spaced through the sorted list, so most events are represented; each scaled to cover 640x480,
+    top-left crop) when present, else synthetic."""
+    files = sorted(data.rglob("*.jpg")) if data.is_dir() else []
+    if files:
+        step = max(len(files) / n, 1.0)
+        files = [files[int(i * step)] for i in range(min(n, len(files)))]
     frames = []
     for f in files:
         img = cv2.imread(str(f))
@@ -47,7 +54,7 @@ def load_frames(n: int, seed: int = 0) -> tuple[np.ndarray, str]:
         img = cv2.resize(img, (max(640, round(w * s)), max(480, round(h * s))), interpolation=cv2.INTER_AREA)
         frames.append(np.ascontiguousarray(img[:480, :640]))
     if frames:
-        return np.stack(frames), f"{len(frames)} WIDER val-dev photos"
+        return np.stack(frames), f"{len(frames)} WIDER val (wider-val-eval) photos"
     rng = np.random.default_rng(seed)
     base = cv2.GaussianBlur(rng.integers(0, 255, (n, 480, 640, 3), dtype=np.uint8).reshape(-1, 640, 3), (9, 9), 3)
     return base.reshape(n, 480, 640, 3), f"{n} synthetic frames"
@@ -149,27 +156,38 @@ def faceboxes_split(frames, threads: int, runs: int) -> list[dict]:
     return rows
 
 
-def bench_peers(python: str, frames: np.ndarray, threads_list, runs, budget) -> list[dict]:
+def peer_pythons(peers_dir: str | Path) -> dict[str, Path]:
+    """``{venv name: python}`` of each peer venv under ``peers_dir`` (benchmarks/peers/install.sh)."""
+    root = Path(peers_dir)
+    return {p.parent.parent.name: p for p in sorted(root.glob("*/bin/python"))} if root.is_dir() else {}
+
+
+def bench_peers(pythons: dict[str, Path], frames: np.ndarray, threads_list, runs, budget, haar: bool = True) -> list[dict]:
+    """Every peer of every venv, one process per venv and thread count (CPU pinning needs a fresh
+    process); the Haar cascade once, in the mediapipe venv (or the first one)."""
     script = ROOT / "benchmarks" / "peers" / "peers_latency.py"
+    haar_venv = "mediapipe" if "mediapipe" in pythons else next(iter(pythons), None)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frames.npy"
         np.save(path, frames)
         for threads in threads_list:
-            cmd = [python, str(script), "--frames", str(path), "--threads", str(threads), "--runs", str(runs),
-                   "--budget", str(budget), "--json"]  # fmt: skip
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            if res.returncode != 0:
-                print(f"peers failed ({res.returncode}): {res.stderr.strip().splitlines()[-1:]}")
-                continue
-            line = [ln for ln in res.stdout.splitlines() if ln.startswith("[")][-1]
-            for r in json.loads(line):
-                rows.append(r)
-                print_row(r, flush=True)
+            for name, python in pythons.items():
+                cmd = [str(python), str(script), "--frames", str(path), "--threads", str(threads), "--runs", str(runs),
+                       "--budget", str(budget), "--json"] + (["--haar"] if haar and name == haar_venv else [])  # fmt: skip
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+                if res.returncode != 0:
+                    print(f"peers ({name}) failed ({res.returncode}): {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                    continue
+                line = [ln for ln in res.stdout.splitlines() if ln.startswith("[")][-1]
+                for r in json.loads(line):
+                    r["venv"] = name
+                    rows.append(r)
+                    print_row(r, flush=True)
     return rows
 
 
-HEADER = f"{'model':28s} {'backend':22s} {'thr':>3s} {'median ms':>9s} {'p90 ms':>9s} {'FPS':>7s} {'net ms':>8s} {'post ms':>8s} {'cand':>6s}"
+HEADER = f"{'model':32s} {'backend':42s} {'thr':>3s} {'median ms':>9s} {'p90 ms':>9s} {'FPS':>7s} {'net ms':>8s} {'post ms':>8s} {'cand':>6s}"
 
 
 def print_row(r: dict, flush: bool = False) -> None:
@@ -178,7 +196,7 @@ def print_row(r: dict, flush: bool = False) -> None:
 
     cand = r.get("cand")
     print(
-        f"{r['model']:28s} {r['backend']:22s} {r['threads']:>3d} {f(r['median_ms'], 9)} {f(r['p90_ms'], 9)} "
+        f"{r['model']:32s} {r['backend']:42s} {r['threads']:>3d} {f(r['median_ms'], 9)} {f(r['p90_ms'], 9)} "
         f"{f(r['fps'], 7, 1)} {f(r.get('net_ms'), 8)} {f(r.get('post_ms'), 8)} {cand if cand is not None else '-':>6}",
         flush=flush,
     )
@@ -197,7 +215,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per configuration (at least 3 calls)")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--peers-python", default="/tmp/peers-venv/bin/python", help="python of the peers venv ('' to skip)")
+    ap.add_argument("--peers", default=PEERS_DIR, metavar="DIR",
+                    help=f"peer venvs made by benchmarks/peers/install.sh (default {PEERS_DIR}; '' to skip)")  # fmt: skip
     args = ap.parse_args()
 
     frames, what = load_frames(args.frames)
@@ -210,10 +229,11 @@ def main() -> None:
           "cand = anchors above threshold entering NMS (many with untrained weights)\n")  # fmt: skip
     print(HEADER)
     rows = bench_ours(args.models or available(), args.backends, args.threads, frames, args.runs, args.budget, args.threshold)
-    if args.peers_python and Path(args.peers_python).exists():
-        rows += bench_peers(args.peers_python, frames, args.threads, args.runs, args.budget)
-    elif args.peers_python:
-        print(f"(peers skipped: {args.peers_python} not found; see benchmarks/peers/README.md)")
+    pythons = peer_pythons(args.peers) if args.peers else {}
+    if pythons:
+        rows += bench_peers(pythons, frames, args.threads, args.runs, args.budget)
+    elif args.peers:
+        print(f"(peers skipped: no venv under {args.peers}; see benchmarks/peers/README.md)")
 
     print("\nFaceBoxes 640x480, ONNX Runtime, 1 thread: network vs decode+NMS by candidate count")
     print(f"{'candidates':>10s} {'kept':>6s} {'net ms':>8s} {'post ms':>8s}")
