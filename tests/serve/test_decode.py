@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facespot.images import read_image
-from facespot.serve.decode import DecodeError, decode_upload, encode_like, exif_orientation, header_size, sniff
+from facespot.images import exif_orientation, read_image
+from facespot.serve.decode import DecodeError, decode_upload, encode_like, header_size, sniff
 
 from .conftest import PHOTOS
 from .helpers import encode, jpeg_with_orientation, png_bomb_header, png_with_orientation, stored_for
@@ -51,7 +51,7 @@ def test_exif_orientation_matches_pillow(orientation):
 def test_jpeg_orientation_6_is_displayed_upright():
     upright = cv2.imread(str(PHOTOS / "grace_hopper.jpg"))  # 512 wide, 600 tall
     data = jpeg_with_orientation(encode(stored_for(upright, 6), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 98]), 6)
-    assert exif_orientation(data, "jpeg") == 6 and header_size(data, "jpeg") == (600, 512)  # stored sideways
+    assert exif_orientation(data) == 6 and header_size(data, "jpeg") == (600, 512)  # stored sideways
     up = decode_upload(data, BIG)
     assert (up.width, up.height) == (512, 600)
     assert np.abs(up.rgb.astype(int) - upright[:, :, ::-1]).mean() < 3

@@ -9,10 +9,11 @@ check -- plus two things an upload needs:
 * **the size is read from the header before anything is decoded**, so an image over the
   pixel limit (a decompression bomb: a few KB of PNG that inflates to gigabytes) is refused
   without allocating its pixels;
-* **the EXIF orientation is applied** (JPEG ``APP1``, PNG ``eXIf``, WebP ``EXIF``), so the pixels,
-  the reported width and height and every box are in the photo's *displayed* orientation --
-  what a browser shows -- rather than in the stored one. Phone photos are often stored sideways
-  with orientation 6.
+* **the EXIF orientation is applied** (:func:`facespot.images.exif_orientation` and
+  :func:`~facespot.images.apply_orientation`, as ``read_image`` does), so the pixels, the
+  reported width and height and every box are in the photo's *displayed* orientation -- what a
+  browser shows -- rather than in the stored one. Phone photos are often stored sideways with
+  orientation 6.
 
 Accepted: JPEG, PNG, WebP, BMP, TIFF (recognised by their first bytes, never by a name or a
 ``Content-Type``). :func:`encode_like` writes the result in the format that came in, at the
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facespot.images import _PNG_SIGNATURE, _jpeg_header, _to_rgb, _to_uint8
+from facespot.images import _PNG_SIGNATURE, _jpeg_header, _to_rgb, _to_uint8, apply_orientation, exif_orientation
 
 FORMATS = {"jpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png"), "webp": ("image/webp", ".webp"),
            "bmp": ("image/bmp", ".bmp"), "tiff": ("image/tiff", ".tiff")}  # fmt: skip
@@ -81,11 +82,11 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------- TIFF / EXIF
+# ---------------------------------------------------------------------- container structure
 
 
 def _tiff_tags(tiff: bytes, wanted: set[int]) -> dict[int, int]:
-    """Integer values of ``wanted`` tags in the first IFD of a TIFF structure (EXIF is one)."""
+    """Integer values of ``wanted`` tags in the first IFD of a TIFF structure."""
     if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
         return {}
     e = "<" if tiff[:2] == b"II" else ">"
@@ -107,82 +108,12 @@ def _tiff_tags(tiff: bytes, wanted: set[int]) -> dict[int, int]:
     return out
 
 
-def _jpeg_exif(data: bytes) -> bytes | None:
-    pos, n = 2, len(data)
-    while pos + 4 <= n and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan: no more header segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        body = data[pos + 4 : pos + 2 + length]
-        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
-            return body[6:]
-        pos += 2 + length
-    return None
-
-
-def _png_exif(data: bytes) -> bytes | None:
-    pos, n = 8, len(data)
-    while pos + 8 <= n:
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if kind == b"eXIf":
-            return data[pos + 8 : pos + 8 + length]
-        if kind in (b"IDAT", b"IEND"):  # browsers honour eXIf only before the image data
-            return None
-        pos += 12 + length
-    return None
-
-
 def _webp_chunks(data: bytes):
     pos, n = 12, len(data)
     while pos + 8 <= n:
         kind, length = struct.unpack("<4sI", data[pos : pos + 8])
         yield kind, data[pos + 8 : pos + 8 + length]
         pos += 8 + length + (length & 1)
-
-
-def exif_orientation(data: bytes, fmt: str) -> int:
-    """The EXIF orientation (1-8) stored in a JPEG, PNG or WebP; 1 when absent or malformed."""
-    try:
-        if fmt == "jpeg":
-            exif = _jpeg_exif(data)
-        elif fmt == "png":
-            exif = _png_exif(data)
-        elif fmt == "webp":
-            exif = next((body for kind, body in _webp_chunks(data) if kind == b"EXIF"), None)
-            if exif is not None and exif.startswith(b"Exif\x00\x00"):
-                exif = exif[6:]
-        else:
-            return 1
-        value = _tiff_tags(exif, {0x0112}).get(0x0112, 1) if exif else 1
-    except struct.error:
-        return 1
-    return value if 1 <= value <= 8 else 1
-
-
-def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Stored pixels -> displayed pixels for an EXIF orientation (as browsers and Pillow do)."""
-    if orientation == 2:
-        img = img[:, ::-1]
-    elif orientation == 3:
-        img = img[::-1, ::-1]
-    elif orientation == 4:
-        img = img[::-1]
-    elif orientation == 5:
-        img = img.swapaxes(0, 1)
-    elif orientation == 6:
-        img = np.rot90(img, -1)  # 90 degrees clockwise
-    elif orientation == 7:
-        img = img.swapaxes(0, 1)[::-1, ::-1]
-    elif orientation == 8:
-        img = np.rot90(img, 1)
-    return np.ascontiguousarray(img)
 
 
 # ---------------------------------------------------------------------- sizes
@@ -259,8 +190,8 @@ def decode_upload(data: bytes, max_pixels: int) -> Decoded:
         raise DecodeError(f"cannot decode the {fmt.upper()} image (corrupt or truncated)")
     if img.shape[0] * img.shape[1] > max_pixels:  # the header lied
         raise _pixel_error(img.shape[1], img.shape[0], max_pixels)
-    orientation = exif_orientation(data, fmt)
-    img = _to_uint8(img)
+    orientation = exif_orientation(data)
+    img = _to_uint8(img, f"the {fmt.upper()} upload")  # FacespotError (400) for pixel values it cannot take
     gray = img.ndim == 2 or img.shape[2] in (1, 2)
     alpha = None
     if img.ndim == 3 and img.shape[2] in (2, 4):
