@@ -12,7 +12,19 @@ Quick start::
 (no torch, no ONNX Runtime until a detector is built).
 """
 
+import os as _os
+
 from facespot.errors import FacespotError
+
+# PyTorch's CPU thread pool is GNU OpenMP, whose idle threads busy-wait ("spin") for a while
+# after every parallel region. When the cores are shared (a training job, a browser, a
+# container's CPU quota), the spinning threads take the time slices the computation needs:
+# the torch backend ran ~10x slower on the main thread of a busy 2-core machine (1.3 s vs
+# 0.1 s per image; a worker thread escaped only because libgomp shortens the spin once it
+# manages more threads than there are CPUs). Passive waiting wakes idle threads through the
+# kernel instead (microseconds per operator). libgomp reads this when torch loads, so it is set here, before
+# any facespot module imports torch; an explicit OMP_WAIT_POLICY in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,10 @@ Threads: ONNX Runtime gets ``intra_op_num_threads`` = the ``threads`` argument, 
 number of *physical* cores this process may use (hyper-threads slow convolution down more
 often than they help). ``inter_op`` is 1: these graphs are a single chain. PyTorch's thread
 count is process-wide (``torch.set_num_threads``); the torch backend sets it only when
-``threads`` is given.
+``threads`` is given. Its OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, set by
+``import facespot`` unless the environment says otherwise): busy-waiting threads made the
+torch backend ~10x slower on the main thread of a machine whose cores were shared. Import
+facespot before torch (or export the variable yourself) for this to take effect.
 """
 
 from __future__ import annotations
