@@ -326,13 +326,13 @@ class Detector:
                     i, view, _ = jobs[j]
                     h, w = arrays[i].shape[:2]
                     one = [o_[b] for o_ in out]
-                    per_image[i].append(self._view_faces(one, anchors, view, w, h))
+                    per_image[i].append(post.ViewFaces(*self._view_faces(one, anchors, view, w, h), _tile_crop(view, w, h)))
                 t3 = time.perf_counter()
                 timing["preprocess"] += t1 - t
                 timing["network"] += t2 - t1
                 timing["postprocess"] += t3 - t2
         t = time.perf_counter()
-        results = [self._merge(parts, len(parts) > 1) for parts in per_image]
+        results = [self._merge(parts, *arrays[i].shape[1::-1]) for i, parts in enumerate(per_image)]
         timing["postprocess"] += time.perf_counter() - t
         return results
 
@@ -347,16 +347,22 @@ class Detector:
         boxes, scores, pts = post.drop_small(boxes, scores, pts, o.min_face_size)
         return post.suppress(boxes, scores, pts, self.suppression, o.iou_threshold, o.max_faces)
 
-    def _merge(self, parts, again: bool) -> list[Face]:
+    def _merge(self, parts: list[post.ViewFaces], width: int, height: int) -> list[Face]:
+        """One view: its faces. Several (tiles): merged across the seams (:func:`.postprocess.merge_views`)."""
         if not parts:
             return []
-        boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
-        scores = np.concatenate([p[1] for p in parts]).reshape(-1)
-        pts = None
-        if self.num_keypoints and all(p[2] is not None for p in parts):
-            pts = np.concatenate([p[2] for p in parts]).reshape(-1, self.num_keypoints, 2)
-        if again:
-            boxes, scores, pts = post.suppress(boxes, scores, pts, self.suppression, self.options.iou_threshold, self.options.max_faces)
+        if len(parts) == 1:
+            boxes, scores, pts = parts[0].boxes, parts[0].scores, parts[0].points
+        else:
+            if not (self.num_keypoints and all(p.points is not None for p in parts)):
+                parts = [post.ViewFaces(p.boxes, p.scores, None, p.crop) for p in parts]
+            o = self.options
+            boxes, scores, pts = post.merge_views(parts, width, height, self.suppression, o.iou_threshold, o.max_faces)
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        if pts is not None and self.num_keypoints:
+            pts = np.asarray(pts).reshape(-1, self.num_keypoints, 2)
+        else:
+            pts = None
         return [
             Face(tuple(float(v) for v in boxes[k]), float(scores[k]), None if pts is None else pts[k].astype(np.float32))
             for k in range(len(boxes))
@@ -387,6 +393,11 @@ class Detector:
         timing["network"] += net[0]
         timing["postprocess"] += time.perf_counter() - t - net[0]
         return [Face(tuple(float(v) for v in boxes[k]), float(scores[k])) for k in range(len(boxes))]
+
+
+def _tile_crop(view: View, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The view's crop when it is a tile (part of the image), None for a whole-image pass."""
+    return None if tuple(view.crop) == (0, 0, width, height) else tuple(int(v) for v in view.crop)
 
 
 def make_options(options: dict[str, Any]) -> DetectorOptions:
