@@ -60,7 +60,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         d = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle / zip errors of many kinds
-        raise FacespotError(f"{path}: not a readable facespot checkpoint ({type(exc).__name__}: {exc})") from None
+        raise FacespotError(f"{path}: not a readable facespot checkpoint ({type(exc).__name__}: {str(exc).split('WeightsUnpickler error:')[-1].strip().splitlines()[0].split('. ')[0][:200]}); facespot loads checkpoints only in torch's safe mode, which accepts nothing but tensors and plain data") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise FacespotError(
             f"{path}: not a facespot training checkpoint (a weights file for `facespot eval` is not resumable;"
