@@ -25,14 +25,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="grow each box by this fraction per side (default: 0.2)")
     # a lower default threshold than detect: a missed face is worse than a blurred patch
     add_model_arguments(p, threshold=0.4)
+    from facespot.distributed.options import add_engine_arguments
+
+    add_engine_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from facespot.cli.detect import build_detector, open_input
+    from facespot.distributed.options import check_local
     from facespot.errors import FacespotError
     from facespot.runtime.pipeline import blur_handler, check_run_outputs, run_source
 
+    if args.engine == "ray":  # the same outputs from a Ray Data actor pool (facespot[ray])
+        from facespot.distributed.run import run as run_on_ray
+
+        return run_on_ray(args, "blur")
+    check_local(args)
     if not 0.0 <= args.margin <= 2.0:
         raise FacespotError(f"--margin must be between 0 and 2, got {args.margin}")
     source = open_input(args)

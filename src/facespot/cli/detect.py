@@ -70,14 +70,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wider-threshold", type=float, default=0.02,
                    help="score threshold for --wider-out files (default: 0.02; AP needs low-score detections)")  # fmt: skip
     add_model_arguments(p)
+    from facespot.distributed.options import add_engine_arguments
+
+    add_engine_arguments(p, resume=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from facespot.distributed.options import check_local
     from facespot.errors import FacespotError
     from facespot.files import Output, ensure_folder, open_output
     from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
 
+    if args.engine == "ray":  # the same outputs from a Ray Data actor pool (facespot[ray])
+        from facespot.distributed.run import run as run_on_ray
+
+        return run_on_ray(args, "detect")
+    check_local(args)
     source = open_input(args)
     try:
         if args.wider_out and source.kind in ("video", "camera"):

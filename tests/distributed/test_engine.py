@@ -1,0 +1,77 @@
+"""The parts of ``--engine ray`` that need no Ray: Ray stays optional, pool sizing, the
+resumable JSON file, option checks. These run with or without the ``ray`` extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facespot.cli import main
+from facespot.distributed.run import resume_json
+from facespot.distributed.session import Cluster, plan_pool
+from facespot.errors import FacespotError
+
+
+def test_import_facespot_and_the_local_cli_never_import_ray(tmp_path):
+    code = (
+        "import sys, facespot\n"
+        "from facespot.cli import build_parser\n"
+        "build_parser().parse_args(['detect', 'x.jpg', '--engine', 'ray', '--actors', '2'])\n"
+        "import facespot.distributed\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_engine_ray_without_ray_is_one_line(tmp_path):
+    """As if the extra were not installed: exit 2 and the install command, no traceback."""
+    (tmp_path / "a.jpg").write_bytes(b"")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from facespot.cli import main\n"
+        f"sys.exit(main(['detect', {str(tmp_path)!r}, '--engine', 'ray']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and 'pip install "facespot[ray]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("flag", [["--actors", "2"], ["--address", "auto"], ["--batch-size", "8"], ["--resume"]])
+def test_ray_options_need_the_ray_engine(tmp_path, capsys, flag):
+    assert main(["detect", str(tmp_path), *flag]) == 2
+    assert "only used with --engine ray" in capsys.readouterr().err
+
+
+def test_pool_defaults_one_single_threaded_session_per_cpu():
+    two = Cluster(cpus=2, node_cpus=2, nodes=1, started=True, address=None)
+    assert (plan_pool(two).actors, plan_pool(two).threads) == (2, 1)
+    assert (plan_pool(two, actors=1).actors, plan_pool(two, actors=1).threads) == (1, 2)  # the CPUs shared out
+    assert (plan_pool(two, threads=2).actors, plan_pool(two, threads=2).threads) == (1, 2)
+    big = Cluster(cpus=64, node_cpus=16, nodes=4, started=False, address="auto")
+    assert (plan_pool(big).actors, plan_pool(big, actors=2).threads) == (64, 16)  # never more than one node holds
+    with pytest.raises(FacespotError, match="needs 4 CPUs but this Ray has 2"):
+        plan_pool(two, actors=2, threads=2)
+    with pytest.raises(FacespotError, match="largest Ray node has 16"):
+        plan_pool(big, threads=32)
+
+
+def test_resume_keeps_complete_records_only(tmp_path):
+    path = tmp_path / "faces.jsonl"
+    good = [{"source": f"a/{i}.jpg", "width": 4, "height": 3, "faces": []} for i in range(3)]
+    lines = [json.dumps(good[0]), json.dumps({"source": "bad.jpg", "error": "bad.jpg: truncated JPEG"}), json.dumps(good[1]),
+             json.dumps(good[0]), json.dumps(good[2])[:20]]  # fmt: skip
+    path.write_text("\n".join(lines))  # the last line was cut off mid-write
+    assert resume_json(path) == {"a/0.jpg", "a/1.jpg"}  # the error is retried, the half line dropped
+    assert path.read_text() == json.dumps(good[0]) + "\n" + json.dumps(good[1]) + "\n"
+    assert resume_json(tmp_path / "missing.jsonl") == set()
+
+
+def test_resume_refuses_a_file_that_is_not_detect_output(tmp_path):
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"hello": 1}\nplain text\n')
+    with pytest.raises(FacespotError, match="not a `facespot detect --json` file"):
+        resume_json(path)
+    assert path.read_text() == '{"hello": 1}\nplain text\n'  # untouched
