@@ -92,7 +92,12 @@ def count_macs(model: nn.Module, height: int, width: int, use_meta: bool = True)
     was_training = model.training
     if use_meta:
         try:
-            return run(_meta_copy(model), "meta")
+            if not all(p.is_meta for p in model.parameters()):
+                return run(_meta_copy(model), "meta")
+            try:  # already weightless (facespot models builds cards on meta): no second copy
+                return run(model.eval(), "meta")
+            finally:
+                model.train(was_training)
         except Exception:  # an op without a meta kernel: fall back to a real pass
             pass
     device = next((p.device.type for p in model.parameters()), "cpu")
