@@ -16,6 +16,11 @@ class FacespotError(Exception):
     exit_code = 2
 
 
+class OutputError(FacespotError, OSError):
+    """An output that cannot be written (read-only, a folder in the way, disk full). Also an
+    ``OSError``, so callers that handle I/O errors as such keep working."""
+
+
 def located(path: str | Path, line: int | None, message: str) -> FacespotError:
     """Build an error that points at ``path:line`` so users can open the spot."""
     where = f"{path}:{line}" if line is not None else f"{path}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from facespot.errors import FacespotError
+from facespot.errors import FacespotError, OutputError
 
 
 def write_atomically(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
@@ -23,7 +23,7 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:  # read-only, no permission, a file where the folder should be
-        raise FacespotError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         write(tmp)
@@ -32,7 +32,7 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:  # disk full, the target is a folder, ...
-        raise FacespotError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -151,7 +151,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | Path | None]
                 )
         problem = _writable_problem(out.kind, target, cache)
         if problem:
-            raise FacespotError(f"{out.option} {out.path}: {problem}")
+            raise OutputError(f"{out.option} {out.path}: {problem}")
 
 
 def open_output(path: str | Path, option: str = "output", mode: str = "w"):
@@ -161,7 +161,7 @@ def open_output(path: str | Path, option: str = "output", mode: str = "w"):
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(path, mode, encoding="utf-8")
     except OSError as exc:
-        raise FacespotError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
 
 
 def ensure_folder(path: str | Path, option: str = "output") -> Path:
@@ -170,5 +170,5 @@ def ensure_folder(path: str | Path, option: str = "output") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FacespotError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+        raise OutputError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
     return path
