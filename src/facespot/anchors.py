@@ -88,6 +88,33 @@ def faceboxes_anchors(height: int, width: int) -> np.ndarray:
     return np.concatenate([densified_anchors(height, width, s, z, d) for s, z, d in FACEBOXES_LEVELS], axis=0)
 
 
+# SpotNet (facespot's own CPU-first small-face detector, see facespot.models.spotnet): a
+# feature pyramid at strides 8 / 16 / 32 with two square anchors per cell, two octaves
+# apart per level (as SCRFD's layout, Guo et al. 2021): 16 + 32, 64 + 128, 256 + 512 pixels.
+SPOTNET_LEVELS: tuple[tuple[int, tuple[int, ...]], ...] = (
+    (8, (16, 32)),
+    (16, (64, 128)),
+    (32, (256, 512)),
+)
+
+
+def pyramid_anchors(
+    height: int, width: int, levels: tuple[tuple[int, tuple[int, ...]], ...] = SPOTNET_LEVELS
+) -> np.ndarray:
+    """Square anchors centred in every cell of each ``(stride, sides)`` level, level by level.
+
+    640 x 480 with :data:`SPOTNET_LEVELS` gives ``2 * (80*60 + 40*30 + 20*15) = 12,600`` anchors.
+    """
+    return np.concatenate(
+        [densified_anchors(height, width, stride, sides, (1,) * len(sides)) for stride, sides in levels], axis=0
+    )
+
+
+def level_sizes(height: int, width: int, levels: tuple[tuple[int, tuple[int, ...]], ...] = SPOTNET_LEVELS) -> list[int]:
+    """Number of anchors each level of :func:`pyramid_anchors` contributes (ATSS picks per level)."""
+    return [feature_size(height, s) * feature_size(width, s) * len(sides) for s, sides in levels]
+
+
 def ssd_scale_templates(
     strides: tuple[int, ...],
     min_scale: float,

@@ -6,7 +6,7 @@ from facespot.models.base import BoxCoding, FaceModel, InputNorm, ModelCard, dec
 from facespot.models.registry import available, build, register
 
 # Importing a family module registers its models.
-for _family in ("faceboxes", "blazeface", "tinyfaces", "grid", "yolo"):
+for _family in ("faceboxes", "blazeface", "tinyfaces", "grid", "yolo", "spotnet"):
     import_module(f"facespot.models.{_family}")
 
 __all__ = ["BoxCoding", "FaceModel", "InputNorm", "ModelCard", "available", "build", "decode_outputs", "register"]
