@@ -102,3 +102,45 @@ def test_gradients_flow():
     multibox_loss(deltas, logits, t).total.backward()
     assert deltas.grad[0, 0].abs().sum() > 0 and deltas.grad[0, 1].abs().sum() == 0
     assert logits.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- quality focal + GIoU (SpotNet)
+
+from facespot.train.losses import giou, quality_loss  # noqa: E402
+
+
+def test_giou_by_hand():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 0.0, 3.0, 2.0]])  # overlap 2, union 6, hull 6
+    iou, g = giou(a, b)
+    assert math.isclose(float(iou), 1 / 3, rel_tol=1e-6) and math.isclose(float(g), 1 / 3, rel_tol=1e-6)
+    c = torch.tensor([[4.0, 0.0, 6.0, 2.0]])  # disjoint: IoU 0, hull 12, union 8 -> GIoU -1/3
+    iou, g = giou(a, c)
+    assert float(iou) == 0 and math.isclose(float(g), -1 / 3, rel_tol=1e-6)
+
+
+def test_quality_loss_target_is_the_iou_and_perfect_boxes_cost_nothing():
+    from facespot import boxes as B
+
+    anchors = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]])
+    face = torch.tensor([[0.42, 0.4, 0.6, 0.62]])
+    labels = torch.tensor([[1, 0, -1]])
+    gt = torch.zeros(1, 3, 4)
+    gt[0, 0] = face[0]
+    enc = torch.zeros(1, 3, 4)
+    enc[0, 0] = B.encode(face, anchors[:1], (0.1, 0.2))[0]
+    t = Targets(labels, enc, gt)
+    # perfect box: GIoU loss 0; the positive's score target is 1, so a confident logit costs ~0
+    logits = torch.tensor([[12.0, -12.0, 5.0]])  # the ignored anchor's logit does not count
+    out = quality_loss(enc.clone(), logits, t, anchors)
+    assert out.terms["box"] < 1e-5 and out.terms["cls"] < 1e-4 and out.num_positive == 1
+    # zero deltas: the box is the anchor; the score target becomes IoU(anchor, face)
+    iou = float(B.iou(B.cxcywh_to_xyxy(anchors[:1]), face)[0, 0])
+    logit = math.log(iou / (1 - iou))  # predicting exactly the quality: no focal weight left
+    out = quality_loss(torch.zeros(1, 3, 4), torch.tensor([[logit, -12.0, 0.0]]), t, anchors)
+    assert out.terms["cls"] < 1e-4
+    _, g = giou(B.cxcywh_to_xyxy(anchors[:1]), face)
+    assert math.isclose(out.terms["box"], float(1 - g), rel_tol=1e-5)
+    # a background anchor scoring high is punished
+    worse = quality_loss(torch.zeros(1, 3, 4), torch.tensor([[logit, 3.0, 0.0]]), t, anchors)
+    assert worse.terms["cls"] > 1.0

@@ -97,3 +97,80 @@ def test_numpy_anchor_input_shape_contract():
     a = torch.from_numpy(np.asarray(_anchors().numpy(), dtype=np.float64))
     t = build_targets([torch.tensor([[0.1, 0.1, 0.4, 0.4]])], a)
     assert t.boxes.dtype == torch.float32 and t.num_positive >= 1
+
+
+# ---------------------------------------------------------------- batched assignment, ATSS
+
+from facespot import anchors as anchor_gen  # noqa: E402
+from facespot import boxes as B  # noqa: E402
+from facespot.train.targets import atss_assign_batch, match_anchors_batch, stack_faces  # noqa: E402
+
+
+def test_batched_iou_matching_equals_matching_each_image():
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.from_numpy(anchor_gen.faceboxes_anchors(256, 256))
+    axyxy = B.cxcywh_to_xyxy(anchors)
+    faces = []
+    for n in (3, 0, 7, 1):
+        c = torch.rand(n, 2, generator=g)
+        s = torch.rand(n, 1, generator=g) * 0.4 + 0.03
+        faces.append(torch.cat([c - s / 2, c + s / 2], 1))
+    gt, img = stack_faces(faces, torch.device("cpu"))
+    labels, matched = match_anchors_batch(gt, img, len(faces), axyxy, 0.35, 0.2)
+    start = 0
+    for i, f in enumerate(faces):
+        lab, idx = match_anchors(f, axyxy, 0.35, 0.2)
+        assert torch.equal(labels[i], lab)
+        pos = lab == POSITIVE
+        assert torch.equal(matched[i][pos] - start, idx[pos])
+        start += len(f)
+
+
+def _spot_anchors(size=480):
+    a = torch.from_numpy(anchor_gen.pyramid_anchors(size, size))
+    return a, anchor_gen.level_sizes(size, size)
+
+
+def test_atss_positives_sit_inside_the_face_on_the_level_that_fits_it():
+    anchors, sizes = _spot_anchors()
+    for side, level in ((20, 0), (90, 1), (300, 2)):
+        c = 240.0
+        face = torch.tensor([[c - side / 2, c - side / 2, c + side / 2, c + side / 2]]) / 480
+        labels, matched = atss_assign_batch(face, torch.zeros(1, dtype=torch.long), 1, anchors, sizes, aspect=(480, 480))
+        pos = torch.nonzero(labels[0] == POSITIVE).flatten()
+        assert 1 <= len(pos) <= 3 * 9
+        centres = anchors[pos, :2]
+        assert ((centres > face[0, :2]) & (centres < face[0, 2:])).all()
+        bounds = np.cumsum([0] + sizes)
+        levels = np.searchsorted(bounds, pos.numpy(), side="right") - 1
+        assert np.bincount(levels, minlength=3).argmax() == level, (side, levels)
+
+
+def test_atss_tiny_face_ignored_small_face_forced_and_overlap_goes_to_best_fit():
+    anchors, sizes = _spot_anchors()
+    tiny = torch.tensor([[100.0, 100.0, 103.0, 103.0]]) / 480   # 3 px: neither face nor background
+    small = torch.tensor([[300.0, 300.0, 306.0, 306.0]]) / 480  # 6 px: no anchor passes, keeps its best
+    labels, matched = atss_assign_batch(torch.cat([tiny, small]), torch.zeros(2, dtype=torch.long), 1, anchors, sizes,
+                                        aspect=(480, 480), ignore_below=5)
+    assert (labels[0] == IGNORE).sum() >= 1
+    pos = torch.nonzero(labels[0] == POSITIVE).flatten()
+    assert len(pos) >= 1 and (matched[0, pos] == 1).all()
+    # two faces of one image sharing candidates: each anchor regresses to the face it overlaps most
+    a = torch.tensor([[200.0, 200.0, 260.0, 260.0], [210.0, 205.0, 262.0, 262.0]]) / 480
+    labels, matched = atss_assign_batch(a, torch.zeros(2, dtype=torch.long), 1, anchors, sizes, aspect=(480, 480))
+    pos = labels[0] == POSITIVE
+    ious = B.iou(a, B.cxcywh_to_xyxy(anchors[pos]))
+    assert torch.equal(matched[0, pos], ious.argmax(0))
+
+
+def test_atss_targets_decode_to_their_faces_across_a_batch():
+    anchors, sizes = _spot_anchors(256)
+    faces = [torch.tensor([[0.1, 0.1, 0.3, 0.35]]), torch.zeros(0, 4), torch.tensor([[0.5, 0.5, 0.9, 0.8], [0.2, 0.6, 0.25, 0.66]])]
+    t = build_targets(faces, anchors, "ssd", (0.1, 0.2), assigner="atss", level_sizes=sizes, aspect=(256, 256))
+    assert (t.labels[1] == 0).all()
+    pos = t.labels == POSITIVE
+    dec = B.decode(t.boxes[pos], anchors.expand(3, -1, -1)[pos], (0.1, 0.2))
+    assert torch.allclose(dec, t.gt_boxes[pos], atol=1e-5)
+    for i, f in enumerate(faces):
+        got = {tuple(r.tolist()) for r in t.gt_boxes[i][t.labels[i] == POSITIVE]}
+        assert got == {tuple(r.tolist()) for r in f}  # every face learned, in its own image only

@@ -7,6 +7,9 @@
 * :func:`yolo_loss` — YOLOv1 sum-squared loss (Redmon et al. 2016, eq. 3) for grid coding.
 * :func:`tiny_loss` — Tiny Faces: logistic loss on a balanced random sample of positive and
   negative templates (Hu & Ramanan 2017, section 4) plus smooth-L1 on positives.
+* :func:`quality_loss` — SpotNet: quality focal loss over every anchor, whose target for a
+  positive anchor is the IoU of its current box with its face (Li et al., "Generalized
+  Focal Loss", NeurIPS 2020), plus GIoU loss on the decoded boxes (Rezatofighi et al. 2019).
 
 Every loss returns a :class:`LossParts` so the loop can log each term.
 """
@@ -188,3 +191,62 @@ def tiny_loss(
     box = F.smooth_l1_loss(deltas.float()[pos], targets.boxes[pos], reduction="sum") / max(n_pos, 1)
     total = cls + box_weight * box
     return LossParts(total, {"cls": float(cls.detach()), "box": float(box.detach()), "total": float(total.detach())}, n_pos)
+
+
+def giou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Element-wise ``(IoU, GIoU)`` of ``xyxy`` boxes ``a`` and ``b`` (same shape ``(..., 4)``)."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp_min(0).prod(-1)
+    union = B.area(a) + B.area(b) - inter
+    iou = inter / union.clamp_min(1e-12)
+    hull = (torch.maximum(a[..., 2:], b[..., 2:]) - torch.minimum(a[..., :2], b[..., :2])).clamp_min(0).prod(-1)
+    return iou, iou - (hull - union) / hull.clamp_min(1e-12)
+
+
+def quality_loss(
+    deltas: torch.Tensor,
+    logits: torch.Tensor,
+    targets: Targets,
+    anchors: torch.Tensor,
+    variances=(0.1, 0.2),
+    points: torch.Tensor | None = None,
+    box_weight: float = 2.0,
+    cls_weight: float = 1.0,
+    landmark_weight: float = 0.1,
+    beta: float = 2.0,
+) -> LossParts:
+    """Quality focal loss + GIoU, normalised by the number of positive anchors.
+
+    Every non-ignored anchor takes part in classification (no mining: the ``|p - q|**beta``
+    factor already silences the easy background). The score a positive anchor learns is
+    the IoU its box reaches, so at test time a well-placed box outranks a loose one --
+    the order AP integrates over.
+    """
+    labels = targets.labels
+    pos = labels == POSITIVE
+    n_pos = int(pos.sum())
+    norm = max(n_pos, 1)
+    logits = logits.float()
+    quality = torch.zeros_like(logits)
+    if n_pos:
+        pred = B.decode(deltas.float()[pos], anchors.expand(labels.shape[0], -1, -1)[pos], variances)
+        iou, g = giou(pred, targets.gt_boxes[pos])
+        quality[pos] = iou.detach().clamp(0, 1)
+        box = (1 - g).sum() / norm
+    else:
+        box = deltas.float().sum() * 0.0
+    valid = labels != -1
+    p = logits.sigmoid()
+    qfl = F.binary_cross_entropy_with_logits(logits, quality, reduction="none") * (p - quality).abs().pow(beta)
+    cls = qfl[valid].sum() / norm
+    total = box_weight * box + cls_weight * cls
+    terms = {"box": float(box.detach()), "cls": float(cls.detach())}
+    if points is not None and targets.points is not None and landmark_weight > 0:
+        m = targets.point_mask
+        n_pts = int(m.sum())
+        lm = F.smooth_l1_loss(points.float()[m], targets.points[m], reduction="sum") / n_pts if n_pts else points.float().sum() * 0.0
+        total = total + landmark_weight * lm
+        terms["landmark"] = float(lm.detach())
+    terms["total"] = float(total.detach())
+    return LossParts(total, terms, n_pos)
