@@ -108,3 +108,16 @@ def test_same_seed_same_result():
     a = pipe(_marked(), np.random.default_rng(7))
     b = pipe(_marked(), np.random.default_rng(7))
     assert (a.image == b.image).all() and np.array_equal(a.boxes, b.boxes)
+
+
+def test_square_crop_zooms_out_onto_grey_and_keeps_faces_exact():
+    s = _marked()
+    crop = RandomSquareCrop(scales=(2.0,), fill=(7, 7, 7))
+    for seed in range(5):
+        out = crop(s, np.random.default_rng(seed))
+        assert out.image.shape == (200, 200, 3)  # 2 x the short side (100)
+        x1, y1, x2, y2 = out.boxes[0].astype(int)
+        assert (out.image[y1:y2, x1:x2] == 255).all()  # the white block moved with its box
+        assert (out.image == 7).any()  # the zoomed-out canvas shows the fill
+        assert np.isfinite(out.points[0, [0, 1, 3]]).all() and np.isnan(out.points[0, 2]).all()
+        assert np.allclose(out.points[0, 0] - out.boxes[0, :2], [2, 2])

@@ -80,18 +80,25 @@ class RandomSquareCrop:
     Faces whose centres fall inside the crop are kept (clipped to it), others dropped;
     a crop keeping no face is retried up to ``max_tries`` times, after which the
     sample is returned unchanged so a hard image never stalls the loader.
+
+    Scales above 1 zoom *out* (SCRFD's "sample redistribution", Guo et al. 2021): the
+    square is larger than the image, which lands somewhere inside it on a ``fill``
+    canvas, so after the resize its faces are smaller than in any in-image crop. That is
+    how a set of mostly medium faces yields enough small training faces.
     """
 
     scales: Sequence[float] = (0.3, 0.45, 0.6, 0.8, 1.0)
     max_tries: int = 250
+    fill: tuple[int, int, int] = (114, 114, 114)
 
     def __call__(self, s: Sample, rng: np.random.Generator) -> Sample:
         h, w = s.image.shape[:2]
         short = min(h, w)
         for _ in range(self.max_tries):
             side = max(int(short * float(rng.choice(self.scales))), 1)
-            x0 = int(rng.integers(0, w - side + 1))
-            y0 = int(rng.integers(0, h - side + 1))
+            # in-image crops start inside the image; larger squares start before it
+            x0 = int(rng.integers(0, w - side + 1)) if side <= w else int(rng.integers(w - side, 1))
+            y0 = int(rng.integers(0, h - side + 1)) if side <= h else int(rng.integers(h - side, 1))
             c = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2
             inside = (c[:, 0] > x0) & (c[:, 0] < x0 + side) & (c[:, 1] > y0) & (c[:, 1] < y0 + side)
             if len(s.boxes) and not inside.any():
@@ -101,7 +108,15 @@ class RandomSquareCrop:
             b[:, 0::2] = np.clip(b[:, 0::2] - x0, 0, side)
             b[:, 1::2] = np.clip(b[:, 1::2] - y0, 0, side)
             pts = None if out.points is None else out.points - np.array([x0, y0], np.float32)
-            return replace(out, image=s.image[y0 : y0 + side, x0 : x0 + side], boxes=b, points=pts)
+            if x0 >= 0 and y0 >= 0 and x0 + side <= w and y0 + side <= h:
+                image = s.image[y0 : y0 + side, x0 : x0 + side]
+            else:
+                image = np.empty((side, side, 3), np.uint8)
+                image[:] = np.asarray(self.fill, np.uint8)
+                sx, sy = max(x0, 0), max(y0, 0)
+                ex, ey = min(x0 + side, w), min(y0 + side, h)
+                image[sy - y0 : ey - y0, sx - x0 : ex - x0] = s.image[sy:ey, sx:ex]
+            return replace(out, image=image, boxes=b, points=pts)
         return s
 
 

@@ -21,7 +21,7 @@ from facespot.data.yolo import read_yolo
 from facespot.errors import FacespotError
 from facespot.images import is_image_file
 
-FORMATS = ("wider", "voc", "yolo", "coco", "caltech", "fddb")
+FORMATS = ("wider", "voc", "yolo", "coco", "caltech", "fddb", "negatives", "synthetic")
 
 ACCEPTED_LAYOUTS = """accepted layouts:
   wider:   DIR/wider_face_split/wider_face_{train,val}_bbx_gt.txt + DIR/WIDER_{split}/images/ (or DIR/images/), or the .txt itself
@@ -29,7 +29,9 @@ ACCEPTED_LAYOUTS = """accepted layouts:
   yolo:    DIR/images/ + DIR/labels/*.txt ('class cx cy w h', normalised)
   coco:    a COCO .json file, or DIR holding one (also DIR/annotations/*.json)
   caltech: DIR/WebFaces_GroundThruth.txt + DIR/images/, or the .txt itself
-  fddb:    DIR/FDDB-folds/FDDB-fold-XX-ellipseList.txt + DIR/originalPics/, or the FDDB-folds folder"""
+  fddb:    DIR/FDDB-folds/FDDB-fold-XX-ellipseList.txt + DIR/originalPics/, or the FDDB-folds folder
+  negatives: DIR of face-free images (recursive; no annotations, never auto-detected)
+  synthetic: generated face-free frames, path ignored, options {count: N, seed: S} (training only)"""
 
 
 def _first_lines(path: Path, n: int = 3) -> list[list[str]]:
@@ -120,6 +122,13 @@ def open_records(path: str | Path, format: str = "auto", **options: Any) -> list
     images an error); a bare WIDER ``.txt`` is read as it is.
     """
     path = Path(path)
+    if format == "synthetic":
+        from facespot.data.negatives import synthetic_records
+
+        extra = set(options) - {"count", "seed"}
+        if extra:
+            raise FacespotError(f"option(s) {sorted(extra)} do not apply to the synthetic format (count, seed)")
+        return synthetic_records(int(options.get("count", 100)), int(options.get("seed", 0)))
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise FacespotError(f"unknown data format {format!r}; expected auto or one of {', '.join(FORMATS)}")
@@ -132,6 +141,11 @@ def open_records(path: str | Path, format: str = "auto", **options: Any) -> list
             raise FacespotError(f"option(s) {sorted(extra)} do not apply to the {fmt} format")
         return {k: v for k, v in options.items() if v is not None}
 
+    if fmt == "negatives":
+        from facespot.data.negatives import read_negatives
+
+        allowed()
+        return read_negatives(path / "images" if (path / "images").is_dir() else path)
     if fmt == "wider":
         if path.is_file():
             opts = allowed("image_root")
