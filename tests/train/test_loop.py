@@ -149,3 +149,88 @@ def test_recipe_with_unknown_key_is_one_line_error(tmp_path, capsys):
     assert main(["train", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "unknown key 'optimiser'" in err
+
+
+def test_ema_is_saved_validated_and_resumed(tmp_path):
+    from facespot.train.ema import ModelEMA
+
+    records = fixture_records()
+    kw = dict(data={"train": [{"format": "wider", "path": "x"}], "input_size": [64, 64]}, ema=True, ema_decay=0.5,
+              checkpoint_every=1)
+    res = train(recipe(tmp_path, epochs=2, **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck.ema_state is not None and ck.ema_state["updates"] == 2
+    from safetensors.torch import load_file  # TinyNet is not registered: compare the saved tensors directly
+
+    saved = load_file(str(res.final_weights))
+    ema_w = ck.ema_state["model"]["body.weight"]
+    assert torch.allclose(saved["body.weight"], ema_w) and not torch.allclose(ema_w, ck.model_state["body.weight"])
+    # the decay ramps up from 0: the first update copies the weights
+    m = _seeded_tiny(1)
+    e = ModelEMA(m, decay=0.9, ramp=1.0)
+    with torch.no_grad():
+        m.body.weight.add_(1.0)
+    e.update(m)
+    assert e.current_decay() < 0.6
+    # resuming keeps averaging from the saved state
+    res2 = train(recipe(tmp_path, epochs=3, **kw), model=_seeded_tiny(0), train_records=records, val_records=[],
+                 resume=tmp_path / "run" / "last.pt", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "last.pt").ema_state["updates"] == 3 and res2.epochs_done == 3
+
+
+def test_workers_persist_across_epochs_and_repeats_weight_sources(tmp_path):
+    """Two loader workers serve all epochs (same losses as no workers), and a source with
+    repeat 2 is seen twice per epoch."""
+    kw = dict(epochs=3, batch_size=1, data={"train": [{"format": "wider", "path": "x"}], "input_size": [64, 64]},
+              augment=[{"square_crop": {}}, {"hflip": {}}])
+    records = fixture_records()
+    a = train(recipe(tmp_path / "a", **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    b = train(recipe(tmp_path / "b", workers=2, **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    assert a.step_losses == b.step_losses and len(a.step_losses) == 3 * len(records)
+
+
+def test_spotnet_learns_the_fixture_faces(tmp_path):
+    """The SpotNet chain (ATSS, quality focal + GIoU loss, EMA) trains on 4 synthetic images
+    on the CPU and the saved weights find the faces."""
+    from facespot.images import read_image
+    from facespot.models.io import load_model
+
+    records = fixture_records()
+    cfg = recipe(tmp_path, epochs=40, model={"name": "spotnet_n"}, loss={"kind": "quality", "assigner": "atss"},
+                 optim={"name": "adamw", "lr": 0.01, "weight_decay": 0.0}, ema=True, ema_decay=0.9,
+                 data={"train": [{"format": "wider", "path": "x"}], "input_size": [128, 128]})
+    res = train(cfg, train_records=records, val_records=[], progress=False)
+    assert np.mean(res.step_losses[-5:]) < np.mean(res.step_losses[:3]) / 4
+    model = load_model(res.final_weights)
+    anchors = torch.from_numpy(model.anchors(128, 128))
+    found = total = 0
+    for rec in records:
+        img = read_image(rec.image_path)[::2, ::2].copy()
+        with torch.no_grad():
+            out = model(model.preprocess(torch.from_numpy(img[None])))
+        boxes, scores, _ = decode_outputs(out, anchors, model.coding)
+        boxes, scores = boxes[0].numpy() * 128, scores[0].numpy()
+        keep = scores > 0.3
+        det = boxes[keep][B.nms(boxes[keep], scores[keep], 0.3)]
+        assert len(det) <= len(rec.boxes) + 1, rec.name
+        if len(det):
+            found += int((B.iou(rec.boxes / 2, det).max(1) >= 0.5).sum())
+        total += len(rec.boxes)
+    assert found >= total - 1, (found, total)
+
+
+def test_ddp_with_torchrun_on_cpu(tmp_path):
+    """Two Gloo processes through PyTorch's own launcher: rank 0 writes the outputs."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "facespot", "train",
+           str(FIX / "tiny.yaml"), "--device", "cpu", "--epochs", "2", "--batch-size", "2", "--out", str(out),
+           "--set", "data.input_size=[64, 64]", "--set", "val_every=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ck = load_checkpoint(out / "last.pt")
+    assert ck.epoch == 2 and ck.global_step == 2  # 4 images / (2 ranks x 2 per batch): one step per epoch
+    assert (out / "final.safetensors").is_file()

@@ -1,5 +1,5 @@
-"""``facespot data ...``: look at data sets: ``stats`` and ``preview`` (argument parsing only;
-logic in facespot.data)."""
+"""``facespot data ...``: look at data sets (``stats``, ``preview``) and ``pack`` a recipe's
+training images (argument parsing only; logic in facespot.data and facespot.train.pack)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     stats.set_defaults(func=_stats)
 
     register_preview(data_sub)
+    register_pack(data_sub)
+
+
+def register_pack(data_sub: argparse._SubParsersAction) -> None:
+    p = data_sub.add_parser(
+        "pack",
+        help="pack a recipe's training images into one file to train from (fast on a CPU, small to move to a GPU)",
+        description=(
+            "Write the training images of RECIPE (its data.train sources, hold-outs excluded as the recipe says)\n"
+            "into OUT/images.bin + OUT/index.json, long side at most --max-side. 'raw' stores decoded pixels\n"
+            "(no JPEG decoding while training); 'jpeg' / 'webp' re-encode them (small enough to carry to a\n"
+            "lent GPU). Train from it with: facespot train RECIPE --set data.pack=OUT"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("recipe", metavar="RECIPE", help="training recipe (.yaml)")
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--max-side", type=int, default=1024, help="long side of packed images (default 1024; never upscaled)")
+    p.add_argument("--encode", choices=("raw", "jpeg", "webp"), default="raw", help="pixel storage (default raw)")
+    p.add_argument("--quality", type=int, default=90, help="jpeg / webp quality 1-100 (default 90)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
+    p.set_defaults(func=_pack)
+
+
+def _pack(args: argparse.Namespace) -> int:
+    import sys
+
+    from facespot.errors import FacespotError
+    from facespot.train.config import load_config
+    from facespot.train.pack import DATA, INDEX, write_pack
+    from facespot.train.sources import load_weighted_sources
+
+    if not 1 <= args.quality <= 100:
+        raise FacespotError(f"--quality must be 1-100, got {args.quality}")
+    cfg = load_config(args.recipe)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FacespotError(f"{out}: exists and is not a folder")
+    records, repeats = load_weighted_sources(cfg.data.train, cfg.source)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    write_pack(records, out, args.max_side, args.encode, args.quality, repeats, progress)
+    size = sum((out / f).stat().st_size for f in (DATA, INDEX))
+    print(f"packed {len(records)} images into {out} ({size / 2**20:.1f} MiB, {args.encode}, long side <= {args.max_side})")
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -123,7 +167,7 @@ def _preview(args: argparse.Namespace) -> int:
         records = open_records(args.dataset, format=args.format, **options)
         what = args.dataset
     elif cfg is not None:
-        from facespot.train.loop import load_sources
+        from facespot.train.sources import load_sources
 
         records = load_sources(cfg.data.train, cfg.source)
         what = f"{args.recipe} (data.train)"

@@ -36,7 +36,7 @@ TRAIN_OUTPUTS = ("config.yaml", "metrics.jsonl", "last.pt", "best.safetensors", 
 
 def check_train_outputs(cfg, config_path: str, resume: str | None, option: str = "--out") -> None:
     """Before the model is built: the output folder and its files must be writable and never
-    replace an input (the recipe, a data set, a name list, the cache). Resuming from
+    replace an input (the recipe, a data set, a name list, a training pack). Resuming from
     ``OUT/last.pt`` overwrites it by design; every other input stays untouched."""
     from pathlib import Path
 
@@ -44,7 +44,7 @@ def check_train_outputs(cfg, config_path: str, resume: str | None, option: str =
 
     out = Path(cfg.out_dir)
     sources = list(cfg.data.train) + list(cfg.data.val)
-    inputs = [config_path, resume] + [getattr(cfg.data, k, None) for k in ("cache", "pack", "wider_gt_dir")]
+    inputs = [config_path, resume] + [cfg.data.pack, cfg.data.wider_gt_dir]
     inputs += [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
     names = [n for n in TRAIN_OUTPUTS if not (resume and n == "last.pt" and resolved_path(out / n) == resolved_path(resume))]
     outputs = [Output(option, out, "dir")] + [Output(f"{option} ({n})", out / n) for n in names]

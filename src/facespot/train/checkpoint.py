@@ -33,6 +33,7 @@ class Checkpoint:
     global_step: int
     best_ap: float | None
     recipe: dict[str, Any]
+    ema_state: dict[str, Any] | None = None  # facespot.train.ema.ModelEMA.state_dict()
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
@@ -49,6 +50,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "global_step": ckpt.global_step,
         "best_ap": ckpt.best_ap,
         "recipe": ckpt.recipe,
+        "ema": ckpt.ema_state,
     }
     return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
@@ -68,7 +70,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     return Checkpoint(
         d["model_name"], d["model_config"], d["model"], d.get("optimizer"), d.get("scheduler"),
-        int(d["epoch"]), int(d.get("global_step", 0)), d.get("best_ap"), d.get("recipe", {}),
+        int(d["epoch"]), int(d.get("global_step", 0)), d.get("best_ap"), d.get("recipe", {}), d.get("ema"),
     )
 
 

@@ -37,6 +37,9 @@ class SourceConfig:
     # by name stays the same split whatever the seed or the order files are read in.
     include: str | None = None
     exclude: str | None = None
+    # How many times an epoch shows each image of this source (fractions: a fresh random
+    # share each epoch), to weight sources against each other without copying files.
+    repeat: float = 1.0
 
 
 @dataclass
@@ -47,15 +50,25 @@ class DataConfig:
     val_limit: int | None = 200  # images of the val set scored per evaluation (None = all)
     input_size: list[int] | None = None  # (height, width); None = the model's train_input_size
     min_face: float = 0.0  # drop ground-truth faces smaller than this (pixels, before augmentation)
-    cache: str | None = None  # decoded-image cache folder (see facespot.train.cache)
-    gpu_augment: bool = False  # with cache: crop/flip/resize on the GPU (no photometric, no landmarks)
+    pack: str | None = None  # a training pack folder (`facespot data pack`) read instead of data.train
+    # The whole training set on the device, cropped / flipped / resized / colour-jittered
+    # there in batches (facespot.train.device_data; no landmarks). gpu_side: long side kept.
+    gpu_augment: bool = False
+    gpu_side: int = 1024
     gpu_crop_scales: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6, 0.8, 1.0])
     wider_gt_dir: str | None = None  # WIDER eval_tools folder (.mat files): official-protocol val AP
+    # Validate fully convolutional models at each image's own size, long side capped here
+    # (as the runtime runs them), instead of squashing every image to the training size.
+    val_max_side: int | None = None
 
 
 @dataclass
 class LossConfig:
-    kind: str = "auto"  # auto | multibox | yolo | tiny
+    kind: str = "auto"  # auto | multibox | yolo | tiny | quality
+    assigner: str = "auto"  # auto (the model's) | iou | atss
+    atss_topk: int = 9  # ATSS candidates per pyramid level
+    qfl_beta: float = 2.0  # quality focal loss modulating exponent
+    ignore_below: float = 0.0  # ATSS: faces smaller than this (input pixels) are neither face nor background
     pos_iou: float = 0.35
     neg_iou: float | None = None
     neg_pos_ratio: float = 3.0
@@ -106,6 +119,10 @@ class TrainConfig:
     workers: int = 2
     amp: bool = True  # bf16 autocast on CUDA; always off on CPU
     grad_clip: float | None = 10.0
+    ema: bool = False  # keep an exponential moving average of the weights; validate and ship it
+    ema_decay: float = 0.9998
+    channels_last: bool = False  # NHWC tensors: faster depthwise convolutions on CPUs and GPUs
+    compile: bool = False  # torch.compile the network (pays off on long GPU runs)
     seed: int = 0
     checkpoint_every: int = 1  # epochs
     val_every: int = 1  # epochs; 0 = never
@@ -186,8 +203,12 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise bad(f"optim.name must be 'sgd' or 'adamw', got {cfg.optim.name!r}")
     if cfg.schedule.kind not in ("step", "cosine", "constant"):
         raise bad(f"schedule.kind must be step, cosine or constant, got {cfg.schedule.kind!r}")
-    if cfg.loss.kind not in ("auto", "multibox", "yolo", "tiny"):
-        raise bad(f"loss.kind must be auto, multibox, yolo or tiny, got {cfg.loss.kind!r}")
+    if cfg.loss.kind not in ("auto", "multibox", "yolo", "tiny", "quality"):
+        raise bad(f"loss.kind must be auto, multibox, yolo, tiny or quality, got {cfg.loss.kind!r}")
+    if cfg.loss.assigner not in ("auto", "iou", "atss"):
+        raise bad(f"loss.assigner must be auto, iou or atss, got {cfg.loss.assigner!r}")
+    if not 0.0 < cfg.ema_decay < 1.0:
+        raise bad(f"ema_decay must be in (0, 1), got {cfg.ema_decay}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.workers < 0:
         raise bad("epochs and batch_size must be >= 1 and workers >= 0")
     if cfg.checkpoint_every < 1:
@@ -196,13 +217,15 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise bad(f"data.val_split must be in [0, 1), got {cfg.data.val_split}")
     if cfg.data.input_size is not None and (len(cfg.data.input_size) != 2 or min(cfg.data.input_size) < 8):
         raise bad(f"data.input_size must be [height, width], got {cfg.data.input_size}")
-    if cfg.data.gpu_augment and not cfg.data.cache:
-        raise bad("data.gpu_augment needs data.cache (a decoded-image cache folder)")
-    if not cfg.data.train and not cfg.data.cache:
-        raise bad("data.train must list at least one source ({format: ..., path: ...})")
+    if not cfg.data.train and not cfg.data.pack:
+        raise bad("data.train must list at least one source ({format: ..., path: ...}) or data.pack a training pack")
+    if cfg.data.gpu_side < 16 or not cfg.data.gpu_crop_scales or min(cfg.data.gpu_crop_scales) <= 0:
+        raise bad("data.gpu_side must be >= 16 and data.gpu_crop_scales positive numbers")
     for i, s in enumerate(cfg.data.train + cfg.data.val):
-        if not s.path:
+        if not s.path and s.format != "synthetic":
             raise bad(f"data source {i} has no path")
+        if not (s.repeat >= 0):
+            raise bad(f"data source {i}: repeat must be >= 0, got {s.repeat}")
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> TrainConfig:

@@ -42,17 +42,20 @@ class Batch:
         return len(self.names)
 
 
-def _read(path: Any) -> np.ndarray:
-    from facespot.images import read_image
+def _read(record: FaceRecord) -> np.ndarray:
+    from facespot.data.negatives import read_record_image
 
-    return read_image(path)
+    return read_record_image(record)
 
 
 class TrainDataset(torch.utils.data.Dataset):
     """Records -> augmented samples with normalised coordinates.
 
-    The random generator of item ``i`` in epoch ``e`` is seeded from ``(seed, e, i)``, so
-    a run is reproducible whatever the number of workers or the order they run in.
+    Items are asked for as ``(epoch, index, copy)`` (from
+    :class:`facespot.train.sampling.EpochSampler`) or as a bare index (epoch from
+    :meth:`set_epoch`, copy 0). The random generator of an item is seeded from
+    ``(seed, epoch, index, copy)``, so a run is reproducible whatever the number of workers
+    or the order they run in, and the copies of a repeated image differ.
     ``image_source`` replaces file decoding (the decoded-image cache plugs in here).
     """
 
@@ -77,10 +80,11 @@ class TrainDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> dict[str, Any] | Failed:
+    def __getitem__(self, item: int | tuple[int, int, int]) -> dict[str, Any] | Failed:
+        epoch, i, copy = item if isinstance(item, tuple) else (self.epoch, int(item), 0)
         rec = self.records[i]
         try:
-            image = self.image_source(i) if self.image_source is not None else _read(rec.image_path)
+            image = self.image_source(i) if self.image_source is not None else _read(rec)
         except FacespotError as exc:
             return Failed(rec.name, str(exc))
         boxes = rec.boxes.astype(np.float32)
@@ -90,7 +94,7 @@ class TrainDataset(torch.utils.data.Dataset):
             keep = (wh >= self.min_face).all(1)
             boxes = boxes[keep]
             points = None if points is None else points[keep]
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i] + ([copy] if copy else []))
         s = self.transform(Sample(image, boxes, points, rec.name), rng)
         h, w = s.image.shape[:2]
         scale = np.array([w, h, w, h], np.float32)
@@ -126,28 +130,34 @@ def make_loader(
     dataset: TrainDataset,
     batch_size: int,
     workers: int,
-    shuffle: bool = True,
     seed: int = 0,
     sampler: torch.utils.data.Sampler | None = None,
     drop_last: bool = True,
     pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
+    """Batches of ``dataset`` in ``sampler``'s order (shuffled with ``seed`` when none).
+
+    Workers start once and serve every epoch (``persistent_workers``): the sampler's items
+    carry their epoch, so nothing inside a worker has to change between epochs.
+    """
     g = torch.Generator()
     g.manual_seed(seed)
+    n = len(sampler) if sampler is not None else len(dataset)
     # Workers start from a fresh "forkserver" process, not a fork of this one: a fork taken
     # while OpenCV's or OpenMP's thread pools are busy can inherit a held lock and hang forever.
     context = "forkserver" if workers else None
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
+        shuffle=sampler is None,
         sampler=sampler,
         num_workers=workers,
         collate_fn=collate,
-        drop_last=drop_last and len(dataset) >= batch_size,
+        drop_last=drop_last and n >= batch_size,
         worker_init_fn=worker_init if workers else None,
         generator=g,
         pin_memory=pin_memory,
         multiprocessing_context=context,
-        persistent_workers=False,  # fresh workers each epoch see the dataset's new epoch number
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
     )

@@ -41,9 +41,12 @@ def predict_records(
     nms_iou: float = 0.4,
     top_k: int = 2000,
     max_det: int = 750,
+    max_side: int | None = None,
 ) -> Predictions:
     """Detections in original-image pixels for each record (images that fail to read are
-    listed in ``failed`` and skipped). Inputs are resized (not letterboxed) to ``size``."""
+    listed in ``failed`` and skipped). Inputs are resized (not letterboxed) to ``size``, or,
+    with ``max_side`` and a fully convolutional model, run one by one at their own size
+    (long side capped at ``max_side``), as the runtime runs them."""
     from facespot.images import read_image
 
     was_training = model.training
@@ -51,6 +54,25 @@ def predict_records(
     h, w = size
     anchors = torch.from_numpy(np.asarray(model.anchors(h, w), np.float32)).to(device)
     out = Predictions()
+    if max_side is not None and getattr(model, "fixed_input_size", None) is None:
+        for rec in records:
+            try:
+                img = read_image(rec.image_path)
+            except FacespotError:
+                out.failed.append(rec.name)
+                continue
+            ih, iw = img.shape[:2]
+            f = min(1.0, max_side / max(ih, iw))
+            nw, nh = max(int(round(iw * f)), 1), max(int(round(ih * f)), 1)
+            if f < 1:
+                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            a = torch.from_numpy(np.asarray(model.anchors(nh, nw), np.float32)).to(device)
+            outputs = model(model.preprocess(torch.from_numpy(img)[None].to(device)))
+            boxes, scores, _ = decode_outputs([o.float() if o is not None else None for o in outputs], a, model.coding)
+            out.by_name[rec.name] = _keep(boxes[0], scores[0], (iw, ih), score_threshold, top_k, nms_iou, max_det)
+        if was_training:
+            model.train()
+        return out
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         imgs, sizes, names = [], [], []
@@ -69,19 +91,22 @@ def predict_records(
         outputs = model(x)
         boxes, scores, _ = decode_outputs([o.float() if o is not None else None for o in outputs], anchors, model.coding)
         for k, name in enumerate(names):
-            s = scores[k]
-            keep = torch.nonzero(s >= score_threshold).flatten()
-            if keep.numel() > top_k:
-                keep = keep[torch.topk(s[keep], top_k).indices]
-            bk = boxes[k, keep].cpu().numpy()
-            sk = s[keep].cpu().numpy()
-            iw, ih = sizes[k]
-            bk = bk * np.array([iw, ih, iw, ih], np.float32)
-            kept = B.nms(bk, sk, nms_iou, max_det)
-            out.by_name[name] = (bk[kept], sk[kept])
+            out.by_name[name] = _keep(boxes[k], scores[k], sizes[k], score_threshold, top_k, nms_iou, max_det)
     if was_training:
         model.train()
     return out
+
+
+def _keep(boxes, scores, size, score_threshold, top_k, nms_iou, max_det) -> tuple[np.ndarray, np.ndarray]:
+    """One image's decoded boxes -> thresholded, top-k, NMS'd detections in its pixels."""
+    keep = torch.nonzero(scores >= score_threshold).flatten()
+    if keep.numel() > top_k:
+        keep = keep[torch.topk(scores[keep], top_k).indices]
+    iw, ih = size
+    bk = boxes[keep].cpu().numpy() * np.array([iw, ih, iw, ih], np.float32)
+    sk = scores[keep].cpu().numpy()
+    kept = B.nms(bk, sk, nms_iou, max_det)
+    return bk[kept], sk[kept]
 
 
 def validation_ap(
@@ -91,6 +116,7 @@ def validation_ap(
     device: torch.device,
     wider_gt_dir: str | None = None,
     batch_size: int = 8,
+    max_side: int | None = None,
 ) -> tuple[float, dict[str, float], int]:
     """``(ap used for model selection, all AP numbers, images that failed to read)``.
 
@@ -98,7 +124,7 @@ def validation_ap(
     lists) the official protocol scores the subset and its *hard* AP selects the model;
     otherwise AP@0.5.
     """
-    preds = predict_records(model, records, size, device, batch_size)
+    preds = predict_records(model, records, size, device, batch_size, max_side=max_side)
     if preds.failed:
         warnings.warn(f"validation: skipped {len(preds.failed)} unreadable image(s), first: {preds.failed[0]}")
     failed = set(preds.failed)

@@ -1,0 +1,88 @@
+"""What a model is trained to minimise: target assignment + loss, chosen per model family.
+
+One loop trains every family because they all keep the same output contract
+(:mod:`facespot.models.base`); what differs is read off the model itself: the box coding
+(``model.coding.kind``), the assigner (``model.assigner``: ``iou`` SSD matching or ``atss``)
+and from those the loss (``loss.kind: auto``): YOLOv1 for grid coding, Tiny Faces'
+balanced sampling for Tiny Faces, quality focal + GIoU for ATSS models, SSD multibox with
+hard negatives otherwise. Targets for the whole batch are built in one vectorised call on
+the training device (:mod:`facespot.train.targets`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from facespot import anchors as anchor_gen
+from facespot.train.config import TrainConfig
+from facespot.train.losses import LossParts, multibox_loss, quality_loss, tiny_loss, yolo_loss
+from facespot.train.targets import Targets, build_targets
+
+
+def assigner_for(cfg: TrainConfig, model: Any) -> str:
+    return str(getattr(model, "assigner", "iou")) if cfg.loss.assigner == "auto" else cfg.loss.assigner
+
+
+def loss_kind(cfg: TrainConfig, model: Any) -> str:
+    if cfg.loss.kind != "auto":
+        return cfg.loss.kind
+    if model.coding.kind == "grid":
+        return "yolo"
+    if str(getattr(model, "config", {}).get("name", getattr(model, "name", ""))).startswith("tinyfaces"):
+        return "tiny"
+    if assigner_for(cfg, model) == "atss":
+        return "quality"
+    return "multibox"
+
+
+def level_sizes(model: Any, size: tuple[int, int]) -> list[int] | None:
+    """Anchors per pyramid level at the training size, for models that list ``levels``."""
+    levels = getattr(model, "levels", None)
+    return None if levels is None else anchor_gen.level_sizes(size[0], size[1], levels)
+
+
+def compute_targets(cfg: TrainConfig, model: Any, batch: Any, anchors: torch.Tensor, size: tuple[int, int],
+                    pred_deltas: torch.Tensor | None = None) -> Targets:
+    lc = cfg.loss
+    return build_targets(
+        batch.boxes, anchors, model.coding.kind, model.coding.variances,
+        batch.points if model.num_keypoints else None, model.num_keypoints,
+        lc.pos_iou, lc.neg_iou, pred_deltas if model.coding.kind == "grid" else None,
+        assigner=assigner_for(cfg, model), level_sizes=level_sizes(model, size), atss_topk=lc.atss_topk,
+        aspect=(float(size[1]), float(size[0])), ignore_below=lc.ignore_below,
+    )
+
+
+def loss_from_targets(
+    kind: str, cfg: TrainConfig, model: Any, outputs: Sequence[torch.Tensor], targets: Targets, anchors: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> LossParts:
+    deltas, logits = outputs[0], outputs[1]
+    points = outputs[2] if len(outputs) > 2 else None
+    lc = cfg.loss
+    if kind == "yolo":
+        return yolo_loss(deltas, logits, targets, lc.lambda_coord, lc.lambda_noobj, lc.rescore, anchors)
+    if kind == "tiny":
+        return tiny_loss(deltas, logits, targets, lc.samples_per_image, lc.max_positive_fraction, lc.box_weight, generator)
+    if kind == "quality":
+        return quality_loss(
+            deltas, logits, targets, anchors, model.coding.variances, points, lc.box_weight, lc.cls_weight,
+            lc.landmark_weight, lc.qfl_beta,
+        )
+    return multibox_loss(
+        deltas, logits, targets, points, lc.neg_pos_ratio, lc.min_negatives, lc.box_weight, lc.cls_weight,
+        lc.landmark_weight, lc.focal, lc.focal_alpha, lc.focal_gamma,
+    )
+
+
+def compute_loss(
+    kind: str, cfg: TrainConfig, model: Any, outputs: Sequence[torch.Tensor], batch: Any, anchors: torch.Tensor,
+    generator: torch.Generator | None = None, size: tuple[int, int] | None = None,
+) -> LossParts:
+    """Targets + loss in one call (benchmarks and tests; the loop times the two apart)."""
+    if size is None:
+        size = tuple(int(v) for v in batch.images.shape[1:3])
+    targets = compute_targets(cfg, model, batch, anchors, size, outputs[0])
+    return loss_from_targets(kind, cfg, model, outputs, targets, anchors, generator)

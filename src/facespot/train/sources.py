@@ -1,0 +1,73 @@
+"""Training and validation records from a recipe's data sources.
+
+Kept apart from the loop so that everything that needs "the images of a recipe" (the loop,
+the decoded-image cache, the training pack) reads them the same way, and none of them has
+to import the loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facespot.data.records import FaceRecord
+from facespot.errors import FacespotError
+from facespot.train.config import SourceConfig
+
+
+def read_name_list(path: str, where: str) -> set[str]:
+    """Image names of a split file (one per line, ``#`` starts a comment), found next to
+    the recipe when the path is relative."""
+    p = Path(path)
+    if not p.is_absolute() and where and Path(where).exists():
+        p = Path(where).parent / p
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FacespotError(f"{where}: cannot read image list {p}: {exc.strerror or exc}") from None
+    return {ln.split("#", 1)[0].strip() for ln in lines} - {""}
+
+
+def load_source(s: SourceConfig, where: str) -> list[FaceRecord]:
+    """Records of one source, filtered by its ``include`` / ``exclude`` name lists."""
+    from facespot.data.formats import open_records
+
+    got = open_records(s.path, s.format, **s.options) if s.options else open_records(s.path, s.format)
+    if s.include:
+        keep = read_name_list(s.include, where)
+        got = [r for r in got if r.name in keep]
+        if not got:
+            raise FacespotError(f"{where}: none of the images listed in {s.include} is in {s.path}")
+    if s.exclude:
+        drop = read_name_list(s.exclude, where)
+        got = [r for r in got if r.name not in drop]
+    return got
+
+
+def load_sources(sources: Sequence[SourceConfig], where: str) -> list[FaceRecord]:
+    """Records of every source, in order."""
+    return load_weighted_sources(sources, where)[0]
+
+
+def load_weighted_sources(sources: Sequence[SourceConfig], where: str) -> tuple[list[FaceRecord], list[float]]:
+    """Records of every source and, per record, its source's ``repeat`` factor (how many
+    times an epoch shows it; see :class:`facespot.train.sampling.EpochSampler`)."""
+    records: list[FaceRecord] = []
+    repeats: list[float] = []
+    for s in sources:
+        got = load_source(s, where)
+        records.extend(got)
+        repeats.extend([float(s.repeat)] * len(got))
+    return records, repeats
+
+
+def split_holdout(records: list[FaceRecord], fraction: float, seed: int) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """Deterministic train/val split by a seeded permutation (same seed, same split)."""
+    if fraction <= 0 or len(records) < 2:
+        return records, []
+    idx = np.random.default_rng(seed).permutation(len(records))
+    n_val = max(1, int(round(len(records) * fraction)))
+    val = set(idx[:n_val].tolist())
+    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
