@@ -33,7 +33,7 @@ from facespot.errors import FacespotError
 from facespot.files import write_atomically
 
 MAX_BLOCKS = 4096  # work items are spread over at most this many Ray blocks
-MAX_SEGMENT = 1024  # frames per video segment (one seek each)
+MAX_SEGMENT = 1024  # frames per video segment (one seek each); 128 when the frames come back for --save
 
 
 def resume_json(path: Path) -> set[str]:
@@ -287,7 +287,8 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
 
             pool = plan_pool(cluster, args.actors, args.threads)
             if video:
-                seg = max(batch_size, min(MAX_SEGMENT, math.ceil(limit / (4 * pool.actors)))) if limit else 2**62
+                longest = MAX_SEGMENT if out is None else MAX_SEGMENT // 8  # saved frames travel back: less in flight
+                seg = max(batch_size, min(longest, math.ceil(limit / (4 * pool.actors)))) if limit else 2**62
                 starts = list(range(0, limit, seg)) if limit else [0]
                 table = pa.table({"start": starts, "stop": [min(s + seg, limit) if limit else 2**62 for s in starts]})
                 per_call, total = 1, limit
@@ -335,7 +336,9 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
     except Exception as exc:
         if not type(exc).__module__.startswith("ray"):
             raise
-        hint = f"; the {outs.results} result(s) in {json_path} are complete: rerun with --resume to continue" if json_path else ""
+        hint = ""
+        if json_path is not None and outs.results and not video:
+            hint = f"; the {outs.results} result(s) in {json_path} are complete: rerun with --resume to continue"
         raise FacespotError(f"the Ray job failed: {_ray_failure(exc)}{hint}") from None
     return outs.report, cluster, pool, outs.results
 
