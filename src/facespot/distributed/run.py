@@ -64,25 +64,25 @@ def resume_json(path: Path) -> set[str]:
                 if isinstance(name, str) and isinstance(rec.get("faces"), list) and "frame" not in rec and name not in done:
                     done.add(name)
                     dst.write(line)
-        if lines and not done and not _has_detect_errors(path):
-            raise FacespotError(f"{path}: --resume: this is not a `facespot detect --json` file of images; not touching it")
+        if lines and not done and not _only_detect_records(path):
+            raise FacespotError(f"{path}: --resume: this is not a `facespot detect --json` file; not touching it")
 
-    try:
-        write_atomically(path, keep)
-    except OSError as exc:
-        raise FacespotError(f"{path}: cannot rewrite for --resume ({exc.strerror or exc})") from None
+    write_atomically(path, keep)  # errors are one line naming the file
     return done
 
 
-def _has_detect_errors(path: Path) -> bool:
-    """True when every line of ``path`` is a ``{"source", "error"}`` record (a run where all failed)."""
+def _only_detect_records(path: Path) -> bool:
+    """True when every complete line of ``path`` is a ``facespot detect --json`` record (a run
+    where every image failed, or only video frames were done, keeps none but is no stranger's file)."""
     with open(path, "rb") as f:
         for line in f:
+            if not line.endswith(b"\n") or not line.strip():
+                continue
             try:
                 rec = json.loads(line)
             except ValueError:
                 return False
-            if not (isinstance(rec, dict) and "source" in rec and "error" in rec):
+            if not (isinstance(rec, dict) and "source" in rec and ("error" in rec or "faces" in rec)):
                 return False
     return True
 
