@@ -91,7 +91,9 @@ def ray_session(
         if address:
             raise FacespotError(
                 f"--address {address}: cannot join a Ray cluster ({first}); start one with `ray start --head` "
-                f"(and `ray start --address=HEAD:6379` on the other machines), or leave out --address to run on this machine"
+                f"(and `ray start --address=HEAD:6379` on the other machines), or leave out --address to run on this "
+                f"machine; a cluster with token authentication (Ray >= 2.59 turns it on for `ray start --head`) also "
+                f"needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<`ray get-auth-token` on the head> here"
             ) from None
         raise FacespotError(f"cannot start a local Ray ({first})") from None
     try:
