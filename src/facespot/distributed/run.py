@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,13 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
     from facespot.runtime.pipeline import DetectOutputs, blur_handler, check_run_outputs, run_source
 
     require_ray()  # a missing extra is one line before anything else happens
+    if args.address:  # actors on other machines run in other folders: give them absolute paths
+        args = copy.copy(args)
+        if not (str(args.source).isdigit() and not Path(args.source).exists()):
+            args.source = os.path.abspath(args.source)
+        for name in ("save", "out"):
+            if getattr(args, name, None):
+                setattr(args, name, os.path.abspath(getattr(args, name)))
     detect = verb == "detect"
     out_arg = args.save if detect else args.out
     out = Path(out_arg) if out_arg else None
@@ -263,11 +271,50 @@ class _Outputs:
             self.sink = None
 
 
+def result_batches(table, n_blocks: int, per_call: int, actors: int, threads: int, spec, job) -> Iterator[dict[str, Any]]:
+    """The Ray Data pipeline: work items -> a pool of ``actors`` detector actors -> result
+    batches in source order. Runs in the driver, or (Ray Client) in a task on the cluster."""
+    import ray
+
+    from facespot.distributed.session import data_context
+    from facespot.distributed.worker import DetectWorker
+
+    with data_context(preserve_order=True):
+        ds = ray.data.from_arrow(_blocks(table, n_blocks))
+        ds = ds.map_batches(
+            DetectWorker, fn_constructor_kwargs={"spec": spec, "job": job}, batch_size=per_call,
+            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads, batch_format="numpy",
+        )  # fmt: skip
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+class _PipelineHost:
+    """Holds :func:`result_batches` in an actor on the cluster, for a Ray Client driver (which
+    can neither run Ray Data's executor nor receive streaming generators)."""
+
+    def __init__(self, *work) -> None:
+        self.batches = result_batches(*work)
+
+    def next(self) -> dict[str, Any] | None:
+        return next(self.batches, None)
+
+
+def _through_client(ray, work) -> Iterator[dict[str, Any]]:
+    host = ray.remote(num_cpus=0)(_PipelineHost).remote(*work)
+    pending = host.next.remote()
+    while True:
+        batch = ray.get(pending)
+        if batch is None:
+            return
+        pending = host.next.remote()  # the next batch is fetched while this one is written
+        yield batch
+
+
 def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_size: int, json_path, verb: str):
     """Start or join Ray, map the actor pool over the work items, feed the results to ``outs``."""
     import facespot
-    from facespot.distributed.session import data_context, plan_pool, ray_session, require_ray
-    from facespot.distributed.worker import DetectorSpec, DetectWorker, Job, model_file
+    from facespot.distributed.session import plan_pool, ray_session, require_ray
+    from facespot.distributed.worker import DetectorSpec, Job, model_file
     from facespot.images import DEFAULT_MAX_PIXELS
     from facespot.runtime.pipeline import sigterm_as_interrupt
 
@@ -282,7 +329,7 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
         limit = min(announced, args.max_frames) if announced and args.max_frames else (announced or args.max_frames)
         source.close()  # each actor opens its own capture
     try:
-        with sigterm_as_interrupt(), ray_session(args.address) as cluster, data_context(preserve_order=True):
+        with sigterm_as_interrupt(), ray_session(args.address) as cluster:
             import pyarrow as pa
 
             pool = plan_pool(cluster, args.actors, args.threads)
@@ -312,14 +359,14 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                 video_frames=announced, max_frames=args.max_frames, return_frames=video and out is not None,
                 version=facespot.__version__,
             )  # fmt: skip
-            ds = ray.data.from_arrow(_blocks(table, min(MAX_BLOCKS, n_calls)))
-            ds = ds.map_batches(
-                DetectWorker, fn_constructor_kwargs={"spec": spec, "job": job}, batch_size=per_call,
-                compute=ray.data.ActorPoolStrategy(size=pool.actors), num_cpus=pool.threads, batch_format="numpy",
-            )  # fmt: skip
+            work = (table, min(MAX_BLOCKS, n_calls), per_call, pool.actors, pool.threads, spec, job)
+            if cluster.client:  # ray://: Ray Data's executor cannot run in a Ray Client driver; it runs in an actor there
+                batches = _through_client(ray, work)
+            else:
+                batches = result_batches(*work)
             bar = _progress(args.progress, total, verb, video)
             try:
-                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for batch in batches:
                     going = True
                     for row in _rows(batch):
                         going = outs.take(row, fps, size)

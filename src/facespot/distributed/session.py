@@ -42,6 +42,11 @@ class Cluster:
     started: bool
     address: str | None
 
+    @property
+    def client(self) -> bool:
+        """Joined through Ray Client (``ray://``): the driver is a client of the cluster."""
+        return bool(self.address) and str(self.address).startswith("ray://")
+
 
 def _cluster(ray, started: bool, address: str | None) -> Cluster:
     cpus = int(ray.cluster_resources().get("CPU", 0))
