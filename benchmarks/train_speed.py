@@ -6,7 +6,10 @@ off, and prints one table:
 
 * **first step**: seconds from calling ``train()`` to the end of the first step (records,
   model, worker start-up, first batch);
-* **steady img/s**: images per second after the first ``--warmup`` steps;
+* **steady img/s**: images per second after the first ``--warmup`` steps (from the step
+  timer), and by wall clock: images / seconds between a run of ``--steps`` steps and one of
+  a third as many (start-up cancels out; this also works on code without the timer, for a
+  before/after table: ``PYTHONPATH=OLD/src python benchmarks/train_speed.py``);
 * **epoch turnover**: (4 epochs x S steps) minus (1 epoch x 4S steps), per epoch boundary:
   what starting a new epoch costs (worker restarts used to dominate it);
 * **sections**: share of the steady time spent waiting for data, building targets, in
@@ -34,7 +37,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from facespot.train.config import load_config  # noqa: E402
 from facespot.train.loop import train  # noqa: E402
@@ -96,7 +98,9 @@ def synthetic(args) -> float:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-        x = model.preprocess(batch.images.to(device)).contiguous(memory_format=fmt)
+        x = model.preprocess(batch.images.to(device))  # NHWC in memory, as in the loop
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=fmt)
         with amp if amp is not None else contextlib.nullcontext():
             outs = [o.float() for o in model(x)]
         targets = compute_targets(cfg, model, batch, anchors, size, outs[0])
@@ -122,10 +126,10 @@ def main() -> int:
     p.add_argument("--turnover-steps", type=int, default=2, help="S in 4 x S vs 1 x 4S")
     p.add_argument("--synthetic-steps", type=int, default=8)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: steady,turnover,synthetic")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: steady,wall,turnover,synthetic")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    has_timer = "timer" in inspect.signature(train).parameters
+    has_timer = "timer" in inspect.signature(train).parameters  # older code: wall-clock rows only
     rows = []
     if "steady" not in skip and has_timer:
         from facespot.train.timing import SECTIONS, StepTimer
@@ -142,6 +146,12 @@ def main() -> int:
         total = sum(timer.totals.values())
         for s in SECTIONS:
             rows.append((f"  {s} share (all steps)", f"{100 * timer.totals[s] / max(total, 1e-9):.1f}%"))
+    if "wall" not in skip:
+        short = max(args.steps // 3, 2)
+        t_short = timed_run(args, 1, short)
+        t_long = timed_run(args, 1, args.steps)
+        rows.append((f"steady img/s by wall clock ({short} vs {args.steps} steps)",
+                     f"{(args.steps - short) * args.batch_size / (t_long - t_short):.1f}"))
     if "turnover" not in skip:
         s = args.turnover_steps
         many = timed_run(args, 4, s)
@@ -152,7 +162,7 @@ def main() -> int:
     if "synthetic" not in skip:
         syn = synthetic(args)
         rows.append(("synthetic step img/s", f"{syn:.1f}"))
-        steady_row = next((r for r in rows if r[0].startswith("steady")), None)
+        steady_row = next((r for r in rows if r[0].startswith("steady")), None)  # the step timer's, else the wall clock's
         if steady_row:
             rows.append(("real loop / synthetic", f"{100 * float(steady_row[1]) / syn:.0f}%"))
     print(f"\n{Path(args.recipe).name}  device={args.device}  batch={args.batch_size}  workers={args.workers}  "

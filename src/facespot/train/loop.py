@@ -194,7 +194,6 @@ class _Run:
 
         model = build(cfg.model.name, **cfg.model.options) if model is None else model
         self.model = model.to(self.device)
-        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model_cfg = dict(getattr(model, "config", {}))
@@ -264,7 +263,9 @@ class _Run:
         cfg, timer = self.cfg, self.timer
         images = batch.images.to(self.device, non_blocking=True)
         with timer.section("forward_backward"):
-            x = self.model.preprocess(images).contiguous(memory_format=self.memory_format)
+            x = self.model.preprocess(images)  # (B, H, W, 3) permuted: already NHWC in memory
+            if self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with self.amp_ctx():
                 outputs = [o.float() if o is not None else None for o in self.net(x)]
         with timer.section("targets"):
