@@ -325,3 +325,14 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         )
     img = _to_rgb(_to_uint8(img, path), path)
     return apply_orientation(img, exif_orientation(data))
+
+
+def shrink_to(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
+    """``img`` resized (area interpolation) so its long side is at most ``max_side``, never
+    enlarged; returns ``(image, fx, fy)``, the per-axis factors that map its coordinates."""
+    h, w = img.shape[:2]
+    f = min(1.0, max_side / max(h, w))
+    if f >= 1:
+        return img, 1.0, 1.0
+    nw, nh = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA), nw / w, nh / h

@@ -25,13 +25,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError
+from facespot.images import shrink_to
 
 PAD = 114  # the letterbox grey the CPU pipeline uses (augment.RandomSquareCrop.fill)
 
@@ -118,13 +118,9 @@ class DeviceSquares:
         self.valid = torch.zeros(n, 2)  # (w, h) of each image inside its square
         faces, counts = [], []
 
-        def load(i: int) -> tuple[int, np.ndarray, float]:
-            img = image_fn(i)
-            h, w = img.shape[:2]
-            f = min(1.0, side / max(h, w))
-            if f < 1:
-                img = cv2.resize(img, (max(int(round(w * f)), 1), max(int(round(h * f)), 1)), interpolation=cv2.INTER_AREA)
-            return i, img, f
+        def load(i: int) -> tuple[int, np.ndarray, np.ndarray]:
+            img, fx, fy = shrink_to(image_fn(i), side)
+            return i, img, np.array([fx, fy, fx, fy], np.float32)
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # OpenCV releases the GIL
             for i, img, f in pool.map(load, range(n)):

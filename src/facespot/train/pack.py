@@ -28,6 +28,7 @@ import numpy as np
 from facespot.data.negatives import SYNTHETIC_PREFIX, read_record_image, render_synthetic
 from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError
+from facespot.images import shrink_to
 
 INDEX = "index.json"
 DATA = "images.bin"
@@ -71,12 +72,8 @@ def write_pack(
             except FacespotError as exc:
                 skipped.append({"name": rec.name, "reason": str(exc)})
                 continue
-            h, w = img.shape[:2]
-            f = min(1.0, max_side / max(h, w))
-            nw, nh = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
-            if f < 1:
-                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-            fx, fy = nw / w, nh / h
+            img, fx, fy = shrink_to(img, max_side)
+            nh, nw = img.shape[:2]
             data = _encode(img, encoding, quality)
             out.write(data)
             pts = None

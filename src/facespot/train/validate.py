@@ -47,7 +47,7 @@ def predict_records(
     listed in ``failed`` and skipped). Inputs are resized (not letterboxed) to ``size``, or,
     with ``max_side`` and a fully convolutional model, run one by one at their own size
     (long side capped at ``max_side``), as the runtime runs them."""
-    from facespot.images import read_image
+    from facespot.images import read_image, shrink_to
 
     was_training = model.training
     model.eval()
@@ -62,10 +62,8 @@ def predict_records(
                 out.failed.append(rec.name)
                 continue
             ih, iw = img.shape[:2]
-            f = min(1.0, max_side / max(ih, iw))
-            nw, nh = max(int(round(iw * f)), 1), max(int(round(ih * f)), 1)
-            if f < 1:
-                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            img = shrink_to(img, max_side)[0]
+            nh, nw = img.shape[:2]
             a = torch.from_numpy(np.asarray(model.anchors(nh, nw), np.float32)).to(device)
             outputs = model(model.preprocess(torch.from_numpy(img)[None].to(device)))
             boxes, scores, _ = decode_outputs([o.float() if o is not None else None for o in outputs], a, model.coding)
