@@ -29,6 +29,7 @@ class APResult:
     num_detections: int
     recall: np.ndarray
     precision: np.ndarray
+    scores: np.ndarray | None = None  # detection scores, best first, aligned with recall / precision
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -103,10 +104,10 @@ def evaluate_ap(
     keep = np.concatenate(all_keep) if all_keep else np.zeros(0, bool)
     scores, tp = scores[keep], tp[keep]
     order = np.argsort(-scores, kind="stable")
-    tp = tp[order]
+    tp, scores = tp[order], scores[order]
     ctp = np.cumsum(tp)
     cfp = np.cumsum(~tp)
     recall = ctp / max(n_faces, 1)
     precision = ctp / np.maximum(ctp + cfp, 1)
     ap = average_precision(recall, precision) if n_faces else 0.0
-    return APResult(ap, n_faces, int(len(scores)), recall, precision)
+    return APResult(ap, n_faces, int(len(scores)), recall, precision, scores)

@@ -70,6 +70,13 @@ class FaceModel(nn.Module):
         """One line on the anchor layout, for the model card."""
         return ""
 
+    def shift_face_logit(self, delta: float) -> None:
+        """Add ``delta`` to every face logit the network outputs (a monotone change of the
+        score scale: rankings and AP stay as they are). Used to put a trained model's
+        operating point at the toolkit's common threshold (:mod:`facespot.train.calibrate`);
+        families implement it on their classification bias."""
+        raise NotImplementedError(f"{type(self).__name__} cannot shift its face logit")
+
     def preprocess(self, images_rgb_uint8: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 RGB -> normalised ``(B, 3, H, W)`` float input."""
         x = images_rgb_uint8.permute(0, 3, 1, 2).float()

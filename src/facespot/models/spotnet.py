@@ -154,6 +154,10 @@ class SpotNet(FaceModel):
         points = torch.cat([flatten_head(o[2], 2 * k) for o in outs], dim=1)
         return deltas, logits, points.reshape(points.shape[0], points.shape[1], k, 2)
 
+    @torch.no_grad()
+    def shift_face_logit(self, delta: float) -> None:
+        self.head.cls.bias.add_(float(delta))  # one shared classifier serves every level and anchor
+
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.pyramid_anchors(height, width, self.levels)
 

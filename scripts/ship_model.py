@@ -1,0 +1,85 @@
+"""Ship trained weights inside the package: calibrate the score scale, export ONNX, register.
+
+    python scripts/ship_model.py runs/spotnet_s/best.safetensors spotnet-s --recipe configs/spotnet_s.yaml \
+        --file spotnet_s --default --description "SpotNet-s, WIDER training split + ..."
+
+1. Calibrate (:mod:`facespot.train.calibrate`) on the recipe's *training* images: the
+   lowest score reaching ``--precision`` on annotated photos, at most ``--max-fp`` false
+   faces per face-free photo, none on synthetic blank / noise frames; the face logit is
+   shifted so that score becomes 0.5 (rankings and AP unchanged).
+2. Save ``src/facespot/weights/FILE.safetensors`` (the calibration in its metadata), export
+   ``FILE.onnx`` with ``facespot export`` (checked against PyTorch), and register both in
+   the manifest with their SHA-256 (``--default`` makes it ``facespot.load()``'s model).
+
+Maintainers' tool: run from the repository root after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("weights")
+    p.add_argument("name", help="packaged name, e.g. spotnet-s")
+    p.add_argument("--recipe", required=True, help="the recipe the weights were trained with (its data.train sources)")
+    p.add_argument("--file", help="file stem inside facespot/weights (default: the name with _)")
+    p.add_argument("--faces", type=int, default=300, help="annotated training photos to calibrate on")
+    p.add_argument("--blanks", type=int, default=70, help="synthetic blank / noise frames")
+    p.add_argument("--precision", type=float, default=0.9)
+    p.add_argument("--max-fp", type=float, default=0.02, help="false faces per face-free photo")
+    p.add_argument("--default", action="store_true")
+    p.add_argument("--description", default="")
+    p.add_argument("--folder", default=str(ROOT / "src" / "facespot" / "weights"), help="weights folder with the manifest (default: the package's)")
+    args = p.parse_args()
+
+    from facespot.cli import main as cli
+    from facespot.data.negatives import synthetic_records
+    from facespot.models.io import load_model, save_weights
+    from facespot.runtime.detector import Detector
+    from facespot.runtime.packaged import add_packaged
+    from facespot.train.calibrate import calibrate
+    from facespot.train.config import load_config
+    from facespot.train.sources import load_source
+
+    cfg = load_config(args.recipe)
+    faces, negatives = [], []
+    for s in cfg.data.train:
+        if s.format == "synthetic":
+            continue
+        recs = load_source(s, cfg.source)
+        (negatives if all(len(r) == 0 for r in recs) else faces).extend(recs)
+    rng = np.random.default_rng(0)
+    faces = [faces[i] for i in sorted(rng.choice(len(faces), min(args.faces, len(faces)), replace=False))]
+    blanks = synthetic_records(args.blanks, seed=1234)  # other frames than the training ones (seed 0)
+
+    model = load_model(args.weights)
+    detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
+    cal = calibrate(detector, faces, negatives, blanks, args.precision, args.max_fp)
+    print(f"calibration on {len(faces)} annotated, {len(negatives)} face-free, {len(blanks)} synthetic training images: {cal.summary()}")
+    model.shift_face_logit(cal.logit_shift)
+
+    stem = args.file or args.name.replace("-", "_")
+    folder = Path(args.folder)
+    weights = save_weights(model, folder / f"{stem}.safetensors", {
+        "calibrated_threshold": f"{cal.threshold:.6f}", "calibration": cal.summary(), "source": Path(args.weights).name,
+    })
+    onnx = folder / f"{stem}.onnx"
+    if onnx.exists():
+        onnx.unlink()  # a re-ship replaces the export of the previous weights
+    if cli(["export", str(weights), "--onnx", str(onnx)]) != 0:
+        return 1
+    add_packaged(weights, args.name, folder, default=args.default, description=args.description, onnx=onnx)
+    print(f"registered {args.name!r}{' as the default' if args.default else ''}: {weights.name}, {onnx.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Score calibration: the threshold found by hand-checked numbers, and the logit shift."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facespot.data.negatives import synthetic_records
+from facespot.data.records import FaceRecord
+from facespot.runtime.detector import Face
+from facespot.train.calibrate import calibrate
+
+FIX = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "train" / "images" / "0--Synth" / "synth_0.png"
+
+
+class FakeDetector:
+    """Answers from a table by image size, so the test knows every score."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self, image, rgb=True):
+        return [Face(tuple(b), s) for b, s in self.table(image)]
+
+
+def test_threshold_meets_precision_negatives_and_blanks():
+    face = FaceRecord(FIX, [[10, 10, 50, 50], [60, 60, 100, 100]], name="f")
+    neg = [FaceRecord(FIX, np.zeros((0, 4)), name=f"n{i}") for i in range(100)]
+    blanks = synthetic_records(3)
+
+    def table(image):
+        if image.shape[:2] == (256, 256) and calls["n"] == 0:  # the annotated photo (first call)
+            calls["n"] += 1
+            # scores 0.9 TP, 0.8 FP, 0.7 TP, 0.6 FP -> precision 1, 1/2, 2/3, 2/4
+            return [([10, 10, 50, 50], 0.9), ([200, 200, 240, 240], 0.8), ([60, 60, 100, 100], 0.7), ([150, 0, 190, 40], 0.6)]
+        if image.shape[:2] == (256, 256):  # face-free photos: 3 of 100 see a face at 0.55, 0.5, 0.45
+            calls["n"] += 1
+            k = calls["n"] - 2
+            return [([0, 0, 30, 30], [0.55, 0.5, 0.45][k])] if k < 3 else []
+        return [([0, 0, 10, 10], 0.3)]  # every blank frame: one weak false face
+
+    calls = {"n": 0}
+    cal = calibrate(FakeDetector(table), [face], neg, blanks, precision=0.6, max_fp_per_image=0.02)
+    assert math.isclose(cal.precision_threshold, 0.7, rel_tol=1e-6)  # lowest score with cumulative precision >= 0.6
+    assert np.float32(0.45) < cal.negatives_threshold <= 0.45 + 1e-6  # 2 false faces allowed in 100 photos: 0.55 and 0.5 pass, 0.45 not
+    assert np.float32(0.3) < cal.blank_threshold <= 0.3 + 1e-6  # no false face at all on blank frames
+    assert cal.threshold == cal.precision_threshold and math.isclose(cal.recall_at_threshold, 1.0)
+    assert math.isclose(1 / (1 + math.exp(-(math.log(cal.threshold / (1 - cal.threshold)) + cal.logit_shift))), 0.5, abs_tol=1e-6)
+
+
+def test_spotnet_logit_shift_moves_every_score_the_same_way():
+    from facespot.models import build
+
+    torch.manual_seed(0)
+    m = build("spotnet_n").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = m(x)[1]
+        m.shift_face_logit(-1.5)
+        after = m(x)[1]
+    assert torch.allclose(after, before - 1.5, atol=1e-5)
