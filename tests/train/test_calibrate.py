@@ -43,8 +43,8 @@ def test_threshold_meets_precision_negatives_and_blanks():
     calls = {"n": 0}
     cal = calibrate(FakeDetector(table), [face], neg, blanks, precision=0.6, max_fp_per_image=0.02)
     assert math.isclose(cal.precision_threshold, 0.7, rel_tol=1e-6)  # lowest score with cumulative precision >= 0.6
-    assert np.float32(0.45) < cal.negatives_threshold <= 0.45 + 1e-6  # 2 false faces allowed in 100 photos: 0.55 and 0.5 pass, 0.45 not
-    assert np.float32(0.3) < cal.blank_threshold <= 0.3 + 1e-6  # no false face at all on blank frames
+    assert float(np.float32(0.45)) < cal.negatives_threshold <= 0.45 + 1e-6  # 2 false faces allowed in 100 photos: 0.55 and 0.5 pass, 0.45 not
+    assert float(np.float32(0.3)) < cal.blank_threshold <= 0.3 + 1e-6  # no false face at all on blank frames
     assert cal.threshold == cal.precision_threshold and math.isclose(cal.recall_at_threshold, 1.0)
     assert math.isclose(1 / (1 + math.exp(-(math.log(cal.threshold / (1 - cal.threshold)) + cal.logit_shift))), 0.5, abs_tol=1e-6)
 
