@@ -1,10 +1,20 @@
-"""Reading images from disk: one strict decoder, so every caller sees the same pixels.
+"""Decoding images: one strict decoder, so every caller sees the same pixels.
 
-Every image facespot touches (training, evaluation, statistics) comes through
-:func:`read_image`, which always returns an ``HxWx3`` ``uint8`` **RGB** array, whatever the
-file held (grayscale, alpha, 16 bits). Files that cannot be decoded raise
-:class:`~facespot.errors.FacespotError` naming the file, so a trainer can skip the image and
-say which one it was instead of crashing on ``None``.
+:func:`decode_image` turns encoded bytes held in memory (an HTTP upload, a packed image, a
+file's contents) into an ``HxWx3`` ``uint8`` **RGB** array, whatever they held (grayscale,
+alpha, 16 bits); :func:`read_image` is the same for a file (training, evaluation, statistics,
+detection). Anything that cannot be decoded raises :class:`~facespot.errors.FacespotError`
+naming the image, so a trainer can skip it and say which one it was instead of crashing on
+``None``.
+
+Checks, in order (:func:`decode_pixels`): empty data; the format (:func:`sniff_format`: JPEG,
+PNG, WebP, BMP, TIFF by their first bytes; other data goes to OpenCV as it is); for those five,
+the size is read from the header (:func:`header_size`) **before anything is decoded**, so an
+image over ``max_pixels`` (a decompression bomb: a few KB of PNG that inflate to gigabytes)
+is refused without allocating its pixels (:class:`TooManyPixels`), and an unreadable or zero
+size is refused as corrupt; a JPEG must have image data and its end marker (libjpeg fills a
+truncated scan with grey and still "succeeds"); then OpenCV decodes, and the decoded size is
+checked against the limit again (the header may lie, and other formats have none read here).
 
 Orientation: images are returned as *displayed*: the EXIF orientation tag (JPEG ``APP1``,
 PNG ``eXIf``, WebP ``EXIF``, a TIFF's own tag) is applied, as browsers, phones and photo
@@ -40,82 +50,166 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+class TooManyPixels(FacespotError):
+    """An image over the pixel limit: ``width`` x ``height`` (as stored) against ``limit``.
+
+    A :class:`FacespotError` like every other refusal; its own type so that a caller can
+    answer it differently (the server says 413 rather than 400)."""
+
+    def __init__(self, what: str | Path, width: int, height: int, limit: int) -> None:
+        super().__init__(f"{what}: image is {width}x{height} = {width * height} pixels, over the limit of {limit}")
+        self.what, self.width, self.height, self.limit = what, int(width), int(height), int(limit)
+
+    def __reduce__(self):  # picklable (worker processes, Ray) although __init__ takes four arguments
+        return type(self), (self.what, self.width, self.height, self.limit)
+
+
 def is_image_file(path: str | Path) -> bool:
     """True when the name ends with one of :data:`IMAGE_EXTENSIONS`."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
-    """Walk JPEG marker segments up to the first scan.
+# ---------------------------------------------------------------------- container structure
 
-    Returns ``((w, h) or None, offset of the first SOS or None)``. Walking segments (rather
-    than searching bytes) skips EXIF thumbnails, whose own SOF/EOI markers would mislead.
+
+def _jpeg_segments(data: bytes):
+    """``(marker, offset)`` of each JPEG marker segment after SOI, up to and including the first
+    SOS (start of scan: entropy-coded data follows); stops at anything that is not a marker.
+
+    Walking segments (rather than searching bytes) skips EXIF thumbnails, whose own SOF/EOI
+    markers would mislead.
     """
-    size = None
-    pos = 2
-    n = len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return size, None
+    pos, n = 2, len(data)
+    while pos + 4 <= n and data[pos] == 0xFF:
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:  # stand-alone markers
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # stand-alone markers
             pos += 2
             continue
+        yield marker, pos
+        if marker == 0xDA:
+            return
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in _JPEG_SOF and pos + 9 <= n:
+        pos += 2 + length
+
+
+def _jpeg_header(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
+    """``((w, h) or None, offset of the first SOS or None)`` of a JPEG."""
+    size = None
+    for marker, pos in _jpeg_segments(data):
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
             h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
             size = (w, h)
-        if marker == 0xDA:  # start of scan: entropy-coded data follows
+        elif marker == 0xDA:
             return size, pos
-        pos += 2 + length
     return size, None
+
+
+def _tiff_tags(tiff: bytes, wanted: set[int]) -> dict[int, int]:
+    """Integer values of the ``wanted`` tags in IFD0 of a TIFF structure (an EXIF block is one)."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return {}
+    e = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return {}
+    (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
+    out: dict[int, int] = {}
+    for k in range(count):
+        pos = ifd + 2 + 12 * k
+        if pos + 12 > len(tiff):
+            break
+        tag, kind, n = struct.unpack(e + "HHI", tiff[pos : pos + 8])
+        if tag in wanted and tag not in out and n >= 1:
+            if kind == 3:  # SHORT, stored left-justified in the value field
+                out[tag] = struct.unpack(e + "H", tiff[pos + 8 : pos + 10])[0]
+            elif kind == 4:  # LONG
+                out[tag] = struct.unpack(e + "I", tiff[pos + 8 : pos + 12])[0]
+            if len(out) == len(wanted):
+                break
+    return out
+
+
+def _webp_chunks(data: bytes):
+    """``(fourcc, body)`` of each chunk of a RIFF WebP."""
+    pos, n = 12, len(data)
+    while pos + 8 <= n:
+        kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+        yield kind, data[pos + 8 : pos + 8 + length]
+        pos += 8 + length + (length & 1)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format named by the first bytes: ``"jpeg"``, ``"png"``, ``"webp"``, ``"bmp"``,
+    ``"tiff"``, or None for anything else (never guessed from a file name)."""
+    if data[:2] == b"\xff\xd8":
+        return "jpeg"
+    if data.startswith(_PNG_SIGNATURE):
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def header_size(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` as stored (before EXIF orientation), read from the header only.
+
+    ``fmt`` is a :func:`sniff_format` name (sniffed when None). None when the format is not
+    one of those or its header is unreadable; nothing is decoded either way.
+    """
+    fmt = sniff_format(data) if fmt is None else fmt
+    try:
+        if fmt == "jpeg":
+            size, _ = _jpeg_header(data)
+            return size
+        if fmt == "png":
+            if len(data) >= 24 and data[12:16] == b"IHDR":
+                w, h = struct.unpack(">II", data[16:24])
+                return int(w), int(h)
+            return None
+        if fmt == "webp":
+            for kind, body in _webp_chunks(data):  # the first chunk says it
+                if kind == b"VP8X" and len(body) >= 10:  # extended: the canvas
+                    return 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")
+                if kind == b"VP8 " and len(body) >= 10:  # lossy: after the frame tag and start code
+                    w, h = struct.unpack("<HH", body[6:10])
+                    return w & 0x3FFF, h & 0x3FFF
+                if kind == b"VP8L" and len(body) >= 5:  # lossless: 14 bits each, minus one
+                    (bits,) = struct.unpack("<I", body[1:5])
+                    return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+                return None
+            return None
+        if fmt == "bmp":
+            (dib,) = struct.unpack("<I", data[14:18])
+            if dib == 12:  # OS/2 BITMAPCOREHEADER: unsigned 16 bits
+                w, h = struct.unpack("<HH", data[18:22])
+            else:  # negative height: stored top-down
+                w, h = struct.unpack("<ii", data[18:26])
+            return abs(int(w)), abs(int(h))
+        if fmt == "tiff":
+            tags = _tiff_tags(data, {256, 257})  # ImageWidth, ImageLength
+            return (tags[256], tags[257]) if 256 in tags and 257 in tags else None
+    except struct.error:
+        return None
+    return None
 
 
 # ---------------------------------------------------------------------- EXIF orientation
 
 
-def _tiff_orientation(tiff: bytes) -> int:
-    """Tag 0x0112 of IFD0 in a TIFF structure (an EXIF block is one); 1 when absent."""
-    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
-        return 1
-    e = "<" if tiff[:2] == b"II" else ">"
-    (ifd,) = struct.unpack(e + "I", tiff[4:8])
-    if ifd + 2 > len(tiff):
-        return 1
-    (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
-    for k in range(min(count, 512)):
-        pos = ifd + 2 + 12 * k
-        if pos + 12 > len(tiff):
-            break
-        tag, kind, n = struct.unpack(e + "HHI", tiff[pos : pos + 8])
-        if tag == 0x0112 and n >= 1:
-            if kind == 3:  # SHORT, left-justified in the value field
-                return struct.unpack(e + "H", tiff[pos + 8 : pos + 10])[0]
-            if kind == 4:  # LONG
-                return struct.unpack(e + "I", tiff[pos + 8 : pos + 12])[0]
-    return 1
-
-
 def _jpeg_exif(data: bytes) -> bytes | None:
-    pos, n = 2, len(data)
-    while pos + 4 <= n and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan: no more header segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        body = data[pos + 4 : pos + 2 + length]
-        if marker == 0xE1 and body.startswith(b"Exif\x00\x00"):
-            return body[6:]
-        pos += 2 + length
+    for marker, pos in _jpeg_segments(data):
+        if marker == 0xE1:
+            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+            body = data[pos + 4 : pos + 2 + length]
+            if body.startswith(b"Exif\x00\x00"):
+                return body[6:]
     return None
 
 
@@ -132,30 +226,27 @@ def _png_exif(data: bytes) -> bytes | None:
 
 
 def _webp_exif(data: bytes) -> bytes | None:
-    pos, n = 12, len(data)
-    while pos + 8 <= n:
-        kind, length = struct.unpack("<4sI", data[pos : pos + 8])
+    for kind, body in _webp_chunks(data):
         if kind == b"EXIF":
-            body = data[pos + 8 : pos + 8 + length]
             return body[6:] if body.startswith(b"Exif\x00\x00") else body
-        pos += 8 + length + (length & 1)
     return None
 
 
 def exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8) of an encoded JPEG, PNG, WebP or TIFF; 1 when absent or malformed."""
     try:
-        if data[:2] == b"\xff\xd8":
+        fmt = sniff_format(data)
+        if fmt == "jpeg":
             exif = _jpeg_exif(data)
-        elif data.startswith(_PNG_SIGNATURE):
+        elif fmt == "png":
             exif = _png_exif(data)
-        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        elif fmt == "webp":
             exif = _webp_exif(data)
-        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+        elif fmt == "tiff":
             exif = data
         else:
             return 1
-        value = _tiff_orientation(exif) if exif else 1
+        value = _tiff_tags(exif, {0x0112}).get(0x0112, 1) if exif else 1
     except struct.error:
         return 1
     return value if 1 <= value <= 8 else 1
@@ -180,20 +271,21 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+# ---------------------------------------------------------------------- sizes of files
+
+
 def _header_size(path: Path) -> tuple[int, int] | None:
     """``(w, h)`` as displayed (EXIF orientation applied) from a JPEG or PNG header without
     decoding pixels; None for other formats."""
     with open(path, "rb") as f:
         head = f.read(65536)
-        size = None
-        if head.startswith(_PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", head[16:24])
-            size = (int(w), int(h))
-        elif head[:2] == b"\xff\xd8":
-            size, _ = _jpeg_header(head)
-            if size is None and len(head) == 65536:  # large APP segments (EXIF, ICC): read on
-                head += f.read()
-                size, _ = _jpeg_header(head)
+        fmt = sniff_format(head)
+        if fmt not in ("jpeg", "png"):  # a WebP's EXIF follows its pixels, a TIFF's IFD may too
+            return None
+        size = header_size(head, fmt)
+        if size is None and fmt == "jpeg" and len(head) == 65536:  # large APP segments (EXIF, ICC): read on
+            head += f.read()
+            size = header_size(head, fmt)
         if size is not None and exif_orientation(head) >= 5:  # 5-8 turn the photo a quarter
             size = (size[1], size[0])
         return size
@@ -219,6 +311,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return size
     img = read_image(path)
     return int(img.shape[1]), int(img.shape[0])
+
+
+# ---------------------------------------------------------------------- pixels
 
 
 def _to_uint8(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
@@ -259,11 +354,13 @@ def _to_uint8(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
     raise FacespotError(f"{what}: unsupported pixel type {img.dtype}")
 
 
-def _to_rgb(img: np.ndarray, path: Path) -> np.ndarray:
+def to_rgb(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
+    """OpenCV's ``uint8`` channels -> ``HxWx3`` RGB: gray replicated, BGR(A) reordered, alpha
+    dropped (not composited). Any other layout is a :class:`FacespotError` naming ``what``."""
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.ndim != 3:
-        raise FacespotError(f"{path}: unsupported image layout with shape {img.shape}")
+        raise FacespotError(f"{what}: unsupported image layout with shape {img.shape}")
     channels = img.shape[2]
     if channels == 1:
         return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
@@ -273,15 +370,72 @@ def _to_rgb(img: np.ndarray, path: Path) -> np.ndarray:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if channels == 4:  # BGRA: alpha dropped, not composited
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    raise FacespotError(f"{path}: unsupported image with {channels} channels")
+    raise FacespotError(f"{what}: unsupported image with {channels} channels")
+
+
+# ---------------------------------------------------------------------- decoding
+
+
+def decode_pixels(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image") -> np.ndarray:
+    """Strictly decode encoded bytes to ``uint8`` samples *as stored*, in OpenCV's layout.
+
+    ``HxW`` (gray), ``HxWx2`` (gray + alpha), ``HxWx3`` (BGR) or ``HxWx4`` (BGRA); the EXIF
+    orientation is not applied. All the checks of :func:`decode_image` (see the module
+    docstring) are made here; a refusal raises :class:`FacespotError` naming ``what``
+    (:class:`TooManyPixels` for the pixel limit). For callers that need more than RGB (the
+    server keeps alpha and grayscale to encode its answer alike); others use
+    :func:`decode_image`.
+    """
+    if not data:
+        raise FacespotError(f"{what}: image is empty (0 bytes)")
+    fmt = sniff_format(data)
+    if fmt is not None:
+        name = fmt.upper()
+        size = header_size(data, fmt)
+        if size is None:
+            raise FacespotError(f"{what}: corrupt {name} (cannot read the image size from its header)")
+        if size[0] <= 0 or size[1] <= 0:
+            raise FacespotError(f"{what}: corrupt {name} (its header states a zero size {size[0]}x{size[1]})")
+        if size[0] * size[1] > max_pixels:
+            raise TooManyPixels(what, size[0], size[1], max_pixels)
+    if fmt == "jpeg":
+        _, sos = _jpeg_header(data)
+        if sos is None:
+            raise FacespotError(f"{what}: corrupt JPEG (no image data found after the header)")
+        if data.find(b"\xff\xd9", sos) < 0:  # libjpeg fills a truncated scan with grey and "succeeds"
+            raise FacespotError(f"{what}: truncated JPEG (the end-of-image marker is missing)")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise FacespotError(f"{what}: cannot decode image ({exc.msg.strip() if hasattr(exc, 'msg') else exc})") from exc
+    if img is None:
+        kind = f"corrupt or truncated {fmt.upper()} data" if fmt else "unknown format, corrupt or truncated data"
+        raise FacespotError(f"{what}: cannot decode image ({kind})")
+    if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise FacespotError(f"{what}: image has zero size")
+    if img.shape[0] * img.shape[1] > max_pixels:  # the header lied, or a format without one read here
+        raise TooManyPixels(what, img.shape[1], img.shape[0], max_pixels)
+    return _to_uint8(img, what)
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image") -> np.ndarray:
+    """Decode encoded bytes (JPEG, PNG, WebP, BMP, TIFF or anything else OpenCV reads) to an
+    ``HxWx3`` ``uint8`` RGB array as displayed (EXIF orientation applied).
+
+    Grayscale is replicated to three channels, alpha is dropped, 16-bit samples keep their
+    top 8 bits. Empty, corrupt or truncated data, or an image over ``max_pixels`` (from the
+    header before decoding where the format's header is read, and after decoding), raises
+    :class:`FacespotError` naming ``what``.
+    """
+    img = to_rgb(decode_pixels(data, max_pixels, what), what)
+    return apply_orientation(img, exif_orientation(data))
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to an ``HxWx3`` ``uint8`` RGB array.
+    """Decode an image file to an ``HxWx3`` ``uint8`` RGB array: :func:`decode_image` of its bytes.
 
-    Grayscale is replicated to three channels, alpha is dropped, 16-bit samples keep their
-    top 8 bits. A missing, empty, corrupt or truncated file, or one over ``max_pixels``,
-    raises :class:`FacespotError` naming the file.
+    A missing, unreadable or empty file, or one :func:`decode_image` refuses (corrupt,
+    truncated, over ``max_pixels``), raises :class:`FacespotError` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -294,37 +448,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise FacespotError(f"{path}: cannot read image ({exc})") from exc
     if not data:
         raise FacespotError(f"{path}: image file is empty (0 bytes)")
-    if data[:2] == b"\xff\xd8":
-        size, sos = _jpeg_header(data)
-        if sos is None:
-            raise FacespotError(f"{path}: corrupt JPEG (no image data found after the header)")
-        # libjpeg fills a truncated scan with grey and still "succeeds"; catch it here.
-        if data.find(b"\xff\xd9", sos) < 0:
-            raise FacespotError(f"{path}: truncated JPEG (the end-of-image marker is missing)")
-    else:
-        size = None
-        if data.startswith(_PNG_SIGNATURE) and len(data) >= 24:
-            size = struct.unpack(">II", data[16:24])
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise FacespotError(
-            f"{path}: image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, over the limit of {max_pixels}"
-        )
-    buf = np.frombuffer(data, dtype=np.uint8)
-    try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise FacespotError(f"{path}: cannot decode image ({exc.msg.strip() if hasattr(exc, 'msg') else exc})") from exc
-    if img is None:
-        raise FacespotError(f"{path}: cannot decode image (unknown format, corrupt or truncated data)")
-    if img.size == 0 or img.shape[0] == 0 or img.shape[1] == 0:
-        raise FacespotError(f"{path}: image has zero size")
-    if img.shape[0] * img.shape[1] > max_pixels:
-        raise FacespotError(
-            f"{path}: image is {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} pixels, "
-            f"over the limit of {max_pixels}"
-        )
-    img = _to_rgb(_to_uint8(img, path), path)
-    return apply_orientation(img, exif_orientation(data))
+    return decode_image(data, max_pixels, what=path)
 
 
 def shrink_to(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:

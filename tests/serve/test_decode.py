@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facespot.images import exif_orientation, read_image
-from facespot.serve.decode import DecodeError, decode_upload, encode_like, header_size, sniff
+from facespot.images import exif_orientation, header_size, read_image, sniff_format
+from facespot.serve.decode import DecodeError, decode_upload, encode_like
 
 from .conftest import PHOTOS
 from .helpers import encode, jpeg_with_orientation, png_bomb_header, png_with_orientation, stored_for
@@ -61,7 +61,7 @@ def test_jpeg_orientation_6_is_displayed_upright():
 def test_header_size_of_every_format(ext):
     img = pattern(37, 53)
     data = encode(img, ext)
-    fmt = sniff(data)
+    fmt = sniff_format(data)
     assert header_size(data, fmt) == (53, 37)
     assert decode_upload(data, BIG).rgb.shape == (37, 53, 3)
 
