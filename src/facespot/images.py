@@ -23,7 +23,7 @@ boxes, saved images and :func:`image_size` (which reads the tag from the header 
 refer to the photo as the user sees it. OpenCV's ``IMREAD_UNCHANGED`` (needed for 16-bit and
 alpha) ignores the tag, so it is read and applied here, the same for every caller.
 
-Pixel types (:func:`_to_uint8`): ``uint8`` as is; ``uint16`` keeps the top 8 bits (16-bit
+Pixel types (:func:`to_uint8`): ``uint8`` as is; ``uint16`` keeps the top 8 bits (16-bit
 PNG / TIFF); other integer types are taken by their value range and must lie in 0..255;
 floating point must be finite and in 0..1. Anything else is a :class:`FacespotError`, never a
 silently wrong picture.
@@ -316,7 +316,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
 # ---------------------------------------------------------------------- pixels
 
 
-def _to_uint8(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
+def to_uint8(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
     """Samples of any pixel type -> ``uint8``, or a :class:`FacespotError` naming ``what``.
 
     ``uint16`` keeps the top 8 bits (16-bit files); other integers must already lie in 0..255;
@@ -415,7 +415,7 @@ def decode_pixels(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str |
         raise FacespotError(f"{what}: image has zero size")
     if img.shape[0] * img.shape[1] > max_pixels:  # the header lied, or a format without one read here
         raise TooManyPixels(what, img.shape[1], img.shape[0], max_pixels)
-    return _to_uint8(img, what)
+    return to_uint8(img, what)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image") -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from facespot.errors import FacespotError
-from facespot.images import DEFAULT_MAX_PIXELS, _to_uint8, read_image
+from facespot.images import DEFAULT_MAX_PIXELS, to_uint8, read_image
 from facespot.runtime import postprocess as post
 from facespot.runtime.preprocess import View, normalize, plan_view, render_view, tile_crops
 
@@ -131,7 +131,7 @@ def to_rgb_array(image: Any, rgb: bool, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             f"uint16 image with values only up to {int(arr.max())}: 8-bit data in a 16-bit array, or a nearly "
             "black 16-bit image? Pass 8-bit data as uint8 (or any integer type holding 0..255), 16-bit data scaled to 0..65535"
         )
-    arr = _to_uint8(arr, "image")  # integers by their value range, floats in 0..1; else a clear error
+    arr = to_uint8(arr, "image")  # integers by their value range, floats in 0..1; else a clear error
     if arr.ndim == 2:
         arr = arr[:, :, None]
     c = arr.shape[2]
