@@ -234,3 +234,15 @@ def test_ddp_with_torchrun_on_cpu(tmp_path):
     ck = load_checkpoint(out / "last.pt")
     assert ck.epoch == 2 and ck.global_step == 2  # 4 images / (2 ranks x 2 per batch): one step per epoch
     assert (out / "final.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", __import__("facespot.models", fromlist=["available"]).available())
+def test_every_registered_family_takes_a_training_step(tmp_path, name):
+    """One real step of the loop per family (targets, loss and optimiser chosen from the model)."""
+    from facespot.models import build
+
+    model = build(name)
+    size = list(model.fixed_input_size or (96, 96))
+    cfg = recipe(tmp_path, batch_size=2, max_iters_per_epoch=1, data={"train": [{"format": "wider", "path": "x"}], "input_size": size})
+    res = train(cfg, model=model, train_records=fixture_records(), val_records=[], progress=False)
+    assert len(res.step_losses) == 1 and np.isfinite(res.step_losses[0])

@@ -37,20 +37,21 @@ def loss_kind(cfg: TrainConfig, model: Any) -> str:
     return "multibox"
 
 
-def level_sizes(model: Any, size: tuple[int, int]) -> list[int] | None:
-    """Anchors per pyramid level at the training size, for models that list ``levels``."""
-    levels = getattr(model, "levels", None)
-    return None if levels is None else anchor_gen.level_sizes(size[0], size[1], levels)
+def level_sizes(model: Any, size: tuple[int, int]) -> list[int]:
+    """Anchors per pyramid level at the training size (ATSS picks its candidates per level);
+    an ATSS model lists its ``(stride, anchor sides)`` levels as ``model.levels``."""
+    return anchor_gen.level_sizes(size[0], size[1], model.levels)
 
 
 def compute_targets(cfg: TrainConfig, model: Any, batch: Any, anchors: torch.Tensor, size: tuple[int, int],
                     pred_deltas: torch.Tensor | None = None) -> Targets:
     lc = cfg.loss
+    assigner = assigner_for(cfg, model)
     return build_targets(
         batch.boxes, anchors, model.coding.kind, model.coding.variances,
         batch.points if model.num_keypoints else None, model.num_keypoints,
         lc.pos_iou, lc.neg_iou, pred_deltas if model.coding.kind == "grid" else None,
-        assigner=assigner_for(cfg, model), level_sizes=level_sizes(model, size), atss_topk=lc.atss_topk,
+        assigner=assigner, level_sizes=level_sizes(model, size) if assigner == "atss" else None, atss_topk=lc.atss_topk,
         aspect=(float(size[1]), float(size[0])), ignore_below=lc.ignore_below,
     )
 
