@@ -39,14 +39,14 @@ def detector():
     return facespot.load()  # packaged weights, ONNX Runtime
 
 
-def test_packaged_default_is_hash_checked_faceboxes():
+def test_packaged_default_is_hash_checked_and_what_it_declares():
     manifest = read_manifest()
     assert manifest is not None and manifest.get("default") in manifest["models"]
     for prefer_onnx in (False, True):
         path = resolve_packaged("default", prefer_onnx=prefer_onnx)  # raises on a hash mismatch
         assert path.stat().st_size < 8 * 2**20  # "a few MB at most"
     det = facespot.load(backend="torch")
-    assert det.model_name == "faceboxes" and det.trained
+    assert det.model_name == manifest["models"][manifest["default"]]["model"] and det.trained
 
 
 @pytest.mark.parametrize("name", FRONTAL + ("cameraman.jpg",))

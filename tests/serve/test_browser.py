@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from facespot.runtime.packaged import read_manifest
+
 from .cdp import Browser, find_chromium
 from .conftest import ARTIFACTS, LABELS, PHOTOS, require_serve_extra
 
@@ -51,7 +53,8 @@ def test_page_detects_blurs_and_downloads_in_chromium(live_server, tmp_path):
         browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
         page.send("Page.navigate", url=live_server.url)
         page.wait_for("document.body && document.body.dataset.ready === '1'", what="the page to load /healthz")
-        assert "faceboxes" in page.evaluate("document.getElementById('footer').textContent")
+        manifest = read_manifest()
+        assert manifest["models"][manifest["default"]]["model"] in page.evaluate("document.getElementById('footer').textContent")
 
         # choose the photos, wait for the boxes
         page.set_files("#files", [PHOTOS / n for n in NAMES])

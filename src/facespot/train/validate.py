@@ -47,7 +47,7 @@ def predict_records(
     listed in ``failed`` and skipped). Inputs are resized (not letterboxed) to ``size``, or,
     with ``max_side`` and a fully convolutional model, run one by one at their own size
     (long side capped at ``max_side``), as the runtime runs them."""
-    from facespot.images import read_image, shrink_to
+    from facespot.images import shrink_to
 
     was_training = model.training
     model.eval()
@@ -56,10 +56,8 @@ def predict_records(
     out = Predictions()
     if max_side is not None and getattr(model, "fixed_input_size", None) is None:
         for rec in records:
-            try:
-                img = read_image(rec.image_path)
-            except FacespotError:
-                out.failed.append(rec.name)
+            img = _read_or_note(rec, out)
+            if img is None:
                 continue
             ih, iw = img.shape[:2]
             img = shrink_to(img, max_side)[0]
@@ -75,10 +73,8 @@ def predict_records(
         chunk = records[start : start + batch_size]
         imgs, sizes, names = [], [], []
         for rec in chunk:
-            try:
-                img = read_image(rec.image_path)
-            except FacespotError:
-                out.failed.append(rec.name)
+            img = _read_or_note(rec, out)
+            if img is None:
                 continue
             sizes.append((img.shape[1], img.shape[0]))
             imgs.append(cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR))
@@ -93,6 +89,17 @@ def predict_records(
     if was_training:
         model.train()
     return out
+
+
+def _read_or_note(rec: FaceRecord, out: Predictions):
+    """The record's image, or None with its name noted as failed (one bad file never stops validation)."""
+    from facespot.images import read_image
+
+    try:
+        return read_image(rec.image_path)
+    except FacespotError:
+        out.failed.append(rec.name)
+        return None
 
 
 def _keep(boxes, scores, size, score_threshold, top_k, nms_iou, max_det) -> tuple[np.ndarray, np.ndarray]:
