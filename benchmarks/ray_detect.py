@@ -103,10 +103,18 @@ def run_once(folder: Path, extra: list[str], out: Path, n: int) -> dict:
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()[-2000:]}")
+    # lines written after the last poll (the last ones, or all of them in a fast run) count too
+    lines = out.read_bytes().count(b"\n") if out.exists() else 0
+    if lines and (not seen or lines != seen[-1][1]):
+        seen.append((wall, lines, sum(cpu.values())))
     # Ray hands results over a few blocks at a time: take the real counts at the first
     # arrivals past 10 % and past 90 %, not the marks themselves
-    t1, c1, cpu1 = next(p for p in seen if p[1] >= n // 10)
-    t2, c2, cpu2 = next(p for p in seen if p[1] >= (9 * n) // 10)
+    first = next((p for p in seen if p[1] >= n // 10), None)
+    last = next((p for p in seen if p[1] >= (9 * n) // 10), None)
+    if first is None or last is None:
+        got = seen[-1][1] if seen else 0
+        raise SystemExit(f"{' '.join(cmd)}: wrote {got} of {n} JSON lines; nothing to time")
+    (t1, c1, cpu1), (t2, c2, cpu2) = first, last
     if c2 <= c1:
         raise SystemExit(f"{' '.join(cmd)}: the results came in one burst; use a larger --n")
     per_image = (t2 - t1) / (c2 - c1)

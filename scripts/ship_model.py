@@ -17,7 +17,9 @@ Maintainers' tool: run from the repository root after training.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ def main() -> int:
 
     from facespot.cli import main as cli
     from facespot.data.negatives import synthetic_records
+    from facespot.models.base import FaceModel
     from facespot.models.io import load_model, save_weights
     from facespot.runtime.detector import Detector
     from facespot.runtime.packaged import add_packaged
@@ -61,6 +64,9 @@ def main() -> int:
     blanks = synthetic_records(args.blanks, seed=1234)  # other frames than the training ones (seed 0)
 
     model = load_model(args.weights)
+    if type(model).shift_face_logit is FaceModel.shift_face_logit:  # before minutes of calibration, not after
+        print(f"ship_model: {type(model).__name__} cannot shift its face logit (calibration needs it); implement shift_face_logit", file=sys.stderr)
+        return 2
     detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
     cal = calibrate(detector, faces, negatives, blanks, args.precision, args.max_fp)
     print(f"calibration on {len(faces)} annotated, {len(negatives)} face-free, {len(blanks)} synthetic training images: {cal.summary()}")
@@ -68,14 +74,17 @@ def main() -> int:
 
     stem = args.file or args.name.replace("-", "_")
     folder = Path(args.folder)
-    weights = save_weights(model, folder / f"{stem}.safetensors", {
-        "calibrated_threshold": f"{cal.threshold:.6f}", "calibration": cal.summary(), "source": Path(args.weights).name,
-    })
-    onnx = folder / f"{stem}.onnx"
-    if onnx.exists():
-        onnx.unlink()  # a re-ship replaces the export of the previous weights
-    if cli(["export", str(weights), "--onnx", str(onnx)]) != 0:
-        return 1
+    # both files are written and checked aside, then moved in: a failed export leaves the
+    # shipped pair (and the manifest's hashes of it) as they were
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".ship-") as tmp:
+        staged = save_weights(model, Path(tmp) / f"{stem}.safetensors", {
+            "calibrated_threshold": f"{cal.threshold:.6f}", "calibration": cal.summary(), "source": Path(args.weights).name,
+        })
+        if cli(["export", str(staged), "--onnx", str(Path(tmp) / f"{stem}.onnx")]) != 0:
+            return 1
+        weights, onnx = folder / f"{stem}.safetensors", folder / f"{stem}.onnx"
+        os.replace(staged, weights)
+        os.replace(Path(tmp) / f"{stem}.onnx", onnx)
     add_packaged(weights, args.name, folder, default=args.default, description=args.description, onnx=onnx)
     print(f"registered {args.name!r}{' as the default' if args.default else ''}: {weights.name}, {onnx.name}")
     return 0

@@ -57,6 +57,20 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path):
     assert not list(folder.iterdir()) and a_file.read_text() == "x"  # nothing created, nothing changed
 
 
+def test_two_outputs_on_one_file_are_refused(tmp_path):
+    out = tmp_path / "out.jpg"
+    with pytest.raises(FacespotError, match=r"--save .*out\.jpg: the same file as --json .*out\.jpg"):
+        check_outputs([Output("--json", out), Output("--save", out)])
+    out.write_bytes(b"old")
+    hard = tmp_path / "hard.jpg"
+    os.link(out, hard)
+    for other in (hard, tmp_path / "sub" / ".." / "out.jpg"):  # a hard link, another spelling
+        with pytest.raises(FacespotError, match="two outputs would overwrite each other"):
+            check_outputs([Output("--plot", out), Output("--json", other)])
+    check_outputs([Output("--json", tmp_path / "a.json"), Output("--plot", tmp_path / "a.png"), Output("--out", tmp_path, "dir")])
+    assert out.read_bytes() == b"old"
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
 def test_read_only_folder(tmp_path):
     ro = tmp_path / "ro"

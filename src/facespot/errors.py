@@ -21,6 +21,12 @@ class OutputError(FacespotError, OSError):
     ``OSError``, so callers that handle I/O errors as such keep working."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is so that every writer closes as on Ctrl-C (see
+    :func:`facespot.runtime.pipeline.sigterm_as_interrupt`). Defined here, torch- and
+    numpy-free, so the CLI can tell it from Ctrl-C (exit 143, not 130) without imports."""
+
+
 def located(path: str | Path, line: int | None, message: str) -> FacespotError:
     """Build an error that points at ``path:line`` so users can open the spot."""
     where = f"{path}:{line}" if line is not None else f"{path}"

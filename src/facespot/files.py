@@ -116,10 +116,13 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | Path | None]
       input folder, or an existing file inside an input folder -- so no command can replace
       a photo, a video, a recipe, weights or ground truth with its results;
     * is a folder where a file is expected or the other way round;
+    * is also another of the ``outputs`` (same path or hard link): two writers would clobber
+      one file (``--save out.jpg --json out.jpg``);
     * cannot be written (read-only, no permission, a file in the way of its folder).
 
-    Nothing is created: the writers make missing folders when they write. Inputs and outputs
-    are compared through sets, so a folder of 100k images costs a stat per file.
+    Nothing is left behind: writability is tried with a temporary file that is removed at
+    once, and the writers make missing folders when they write. Inputs and outputs are
+    compared through sets, so a folder of 100k images costs a stat per file.
     """
     by_path: dict[Path, Path] = {}
     by_id: dict[tuple[int, int], Path] = {}
@@ -134,14 +137,26 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | Path | None]
             if fid is not None:
                 by_id.setdefault(fid, given)
     cache: dict[Path, str | None] = {}
+    written: dict[Path, Output] = {}
+    written_ids: dict[tuple[int, int], Output] = {}
     for out in outputs:
         if out.path is None or str(out.path) in ("", "-"):
             continue
         target = resolved_path(out.path)
         exists = target.exists()
-        given = by_path.get(target) or (by_id.get(_file_id(target)) if exists else None)  # type: ignore[arg-type]
+        fid = _file_id(target) if exists else None
+        given = by_path.get(target) or (by_id.get(fid) if fid is not None else None)
         if given is not None:
             raise FacespotError(f"{out.option} {out.path}: this is the input {given}; writing it would destroy the input")
+        other = written.get(target) or (written_ids.get(fid) if fid is not None else None)
+        if other is not None:
+            raise FacespotError(
+                f"{out.option} {out.path}: the same file as {other.option} {other.path}; "
+                "two outputs would overwrite each other -- give them different paths"
+            )
+        written[target] = out
+        if fid is not None:
+            written_ids[fid] = out
         if out.kind == "file" and exists and in_dirs:
             folder = next((in_dirs[p] for p in target.parents if p in in_dirs), None)
             if folder is not None:

@@ -75,3 +75,38 @@ def test_resume_refuses_a_file_that_is_not_detect_output(tmp_path):
     with pytest.raises(FacespotError, match="not a `facespot detect --json` file"):
         resume_json(path)
     assert path.read_text() == '{"hello": 1}\nplain text\n'  # untouched
+
+
+@pytest.mark.parametrize(
+    "failure, words",
+    [
+        (ConnectionError("Could not connect to 10.0.0.9:6379"), "Could not connect to 10.0.0.9:6379"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
+def test_non_ray_exceptions_of_the_ray_job_are_one_line(monkeypatch, tmp_path, failure, words):
+    """A lost cluster, a full disk or an Arrow error reach the driver as plain Python exceptions;
+    they end the run as one FacespotError line (with the --resume hint), never a traceback.
+    Ray itself is stubbed out: nothing is started."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import facespot.distributed.session as session
+    from facespot.distributed.run import _execute
+
+    @contextlib.contextmanager
+    def failing_session(address=None, **kwargs):
+        raise failure
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(session, "require_ray", lambda: SimpleNamespace())
+    monkeypatch.setattr(session, "ray_session", failing_session)
+    args = SimpleNamespace(address="10.0.0.9:6379")
+    source = SimpleNamespace(kind="folder", fps=None)
+    outs = SimpleNamespace(results=3)
+    json_path = tmp_path / "faces.jsonl"
+    with pytest.raises(FacespotError) as caught:
+        _execute(args, source, [], 0.5, None, None, outs, 16, json_path, "detect")
+    message = str(caught.value)
+    assert message.startswith("the Ray job failed: ") and words in message and "\n" not in message
+    assert f"the 3 result(s) in {json_path} are complete: rerun with --resume" in message

@@ -36,3 +36,21 @@ def test_export_a_packaged_name(tmp_path, capsys):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["facespot_model"] == read_manifest()["models"][read_manifest()["default"]]["model"]
     assert "ONNX Runtime vs PyTorch" in capsys.readouterr().out
+
+
+def test_models_weights_with_bad_metadata_is_one_line(tmp_path, capsys):
+    """The metadata of a user's file is read like load_model reads it: one line, never a traceback."""
+    import torch
+    from safetensors.torch import save_file
+
+    cases = [
+        ("{not json", "metadata 'config' is not valid JSON"),
+        ("[1, 2]", "metadata 'config' must be a JSON object"),
+        ('{"no_such_option": 3}', "cannot rebuild the model"),
+    ]
+    for i, (config, words) in enumerate(cases):
+        path = tmp_path / f"bad{i}.safetensors"
+        save_file({"w": torch.zeros(1)}, str(path), metadata={"facespot_model": "faceboxes", "config": config})
+        assert main(["models", "--weights", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"facespot: error: {path}: ") and words in err and err.count("\n") == 1, err

@@ -56,6 +56,20 @@ def test_detect_outputs_never_replace_inputs(tmp_path, capsys):
     assert "this is the input" in _refused(capsys, ["detect", photo, "--json", link], photo)
 
 
+def test_two_outputs_of_one_run_never_share_a_file(tmp_path, capsys):
+    photo = _photo(tmp_path)
+    out = tmp_path / "out.jpg"
+    err = _refused(capsys, ["detect", photo, "--save", out, "--json", out], photo)
+    assert "the same file as --json" in err and not out.exists()
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    webm, mp4 = folder / "clip.webm", _video(folder / "clip.mp4")
+    webm.write_bytes(b"not decoded: refused before any frame is read")
+    err = _refused(capsys, ["detect", folder, "--save", tmp_path / "saved"], webm, mp4)
+    assert "clip.mp4 and" in err and "clip.webm would both be saved as" in err and "rename one" in err
+    assert not (tmp_path / "saved").exists()
+
+
 def test_blur_and_wider_out_never_replace_inputs(tmp_path, capsys):
     photo = _photo(tmp_path)
     assert "this is the input" in _refused(capsys, ["blur", photo, "--out", photo], photo)

@@ -22,7 +22,7 @@ def test_default_without_packaged_weights_says_what_is_missing(tmp_path, monkeyp
         resolve_packaged("default", package=pkg.name)
     msg = str(exc.value)
     assert "manifest.json" in msg and "ships no trained weights" in msg
-    assert "facespot train" in msg and "--model" in msg and "add_packaged" in msg
+    assert "facespot train" in msg and "--model" in msg and "ship_model.py" in msg
 
 
 def test_registry_name_needs_untrained_flag():

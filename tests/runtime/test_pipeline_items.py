@@ -56,10 +56,23 @@ def test_sigterm_during_video_save_leaves_a_playable_file(tmp_path):
     assert proc.poll() is None, f"the run ended before it could be stopped: {proc.communicate()}"
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
-    assert "interrupted" in stderr
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr  # 128 + SIGTERM, as shells report it
+    assert "facespot: terminated" in stderr
     n = _frames(out)
     assert 0 < n < 400  # playable (the MP4 index was written), holding what was done
+
+
+@pytest.mark.parametrize("stop, code, word", [("sigterm", 143, "terminated"), ("ctrl-c", 130, "interrupted")])
+def test_sigterm_and_ctrl_c_are_told_apart(monkeypatch, capsys, stop, code, word):
+    import facespot.cli.detect as detect
+    from facespot.runtime.pipeline import Terminated
+
+    def stopped(args):
+        raise Terminated() if stop == "sigterm" else KeyboardInterrupt()
+
+    monkeypatch.setattr(detect, "run", stopped)
+    assert main(["detect", str(PHOTO)]) == code
+    assert capsys.readouterr().err == f"facespot: {word}\n"
 
 
 def test_videos_inside_a_folder_are_processed(tmp_path, capsys):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,13 +105,13 @@ class LiveServer:
         self.port = int(self.port)
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """``facespot serve`` in a subprocess on 127.0.0.1 (any free port), as a user starts it."""
-    log = tmp_path_factory.mktemp("serve") / "server.log"
+@contextmanager
+def serve_process(log: Path, *extra: str):
+    """``facespot serve`` (plus ``extra`` options) in a subprocess on 127.0.0.1, any free port,
+    as a user starts it; stopped on exit."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FACESPOT_TOKEN", None)
-    cmd = [sys.executable, "-m", "facespot", "serve", "--port", "0", "--workers", "2", "--max-upload-mb", "2"]
+    cmd = [sys.executable, "-m", "facespot", "serve", "--port", "0", *extra]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = None
@@ -124,10 +125,20 @@ def live_server(tmp_path_factory):
     if url is None:
         proc.kill()
         pytest.fail(f"facespot serve did not start:\n{log.read_text(errors='replace')}")
-    yield LiveServer(url, proc, log)
-    proc.terminate()
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        yield LiveServer(url, proc, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The server most tests share: two workers, uploads up to 2 MB."""
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with serve_process(log, "--workers", "2", "--max-upload-mb", "2") as server:
+        yield server

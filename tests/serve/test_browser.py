@@ -17,7 +17,7 @@ import pytest
 from facespot.runtime.packaged import read_manifest
 
 from .cdp import Browser, find_chromium
-from .conftest import ARTIFACTS, LABELS, PHOTOS, require_serve_extra
+from .conftest import ARTIFACTS, LABELS, PHOTOS, require_serve_extra, serve_process
 
 require_serve_extra()
 
@@ -128,3 +128,17 @@ def test_webcam_frames_go_to_the_server(live_server):
         page.screenshot(ARTIFACTS / "serve_page_webcam.png")
         set_control(page, "#webcam", "e.click()")
         page.wait_for("document.querySelectorAll('.card').length === 0", 10, "the webcam to stop")
+
+
+def test_threshold_slider_starts_at_the_servers_threshold(tmp_path):
+    """The slider starts where /healthz says the server's /v1/detect threshold is (not a fixed
+    0.5), so the page shows the faces the API returns by default."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve_process(tmp_path / "server.log", "--workers", "1", "--threshold", "0.42") as server:
+        with Browser(CHROMIUM, log=ARTIFACTS / "chromium_threshold.log") as browser:
+            page = browser.new_page(1000, 700)
+            page.send("Page.navigate", url=server.url)
+            page.wait_for("document.body && document.body.dataset.ready === '1'", what="the page to load /healthz")
+            assert page.evaluate("document.getElementById('threshold').value") == "0.42"
+            assert page.evaluate("document.getElementById('thresholdValue').textContent") == "0.42"
+            assert not page.events("Runtime.exceptionThrown")

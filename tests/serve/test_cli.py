@@ -82,3 +82,31 @@ def test_listening_socket_is_tcp_so_replies_are_not_delayed():
             conn.close()
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("stop", [None, KeyboardInterrupt])
+def test_the_detector_pool_is_closed_when_the_server_stops(monkeypatch, capsys, stop):
+    """Its worker threads and queued jobs end with the server (no model is loaded here)."""
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    import facespot.serve
+    import facespot.serve.app
+
+    closed = []
+    pool = SimpleNamespace(detectors=[SimpleNamespace(model_name="stub")], close=lambda: closed.append(True))
+
+    class Server:
+        def __init__(self, config):
+            pass
+
+        def run(self, sockets):
+            if stop is not None:
+                raise stop()
+
+    monkeypatch.setattr(facespot.serve, "load_pool", lambda *a, **k: pool)
+    monkeypatch.setattr(facespot.serve.app, "create_app", lambda pool, config: object())
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    assert main(["serve", "--port", "0", "--workers", "1"]) == (0 if stop is None else 130)
+    assert closed == [True]

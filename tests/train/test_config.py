@@ -49,6 +49,12 @@ def test_type_errors_and_bad_values(tmp_path):
         load_config(_write(tmp_path, "model: [\n"))
     with pytest.raises(FacespotError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+    with pytest.raises(FacespotError, match="repeat must be a finite number"):
+        load_config(_write(tmp_path, BASE.replace("split: train}}", "split: train}, repeat: .inf}")))
+    with pytest.raises(FacespotError, match="atss_topk must be >= 1"):
+        load_config(_write(tmp_path, BASE + "loss: {atss_topk: 0}\n"))
+    with pytest.raises(FacespotError, match="val_max_side must be >= 16"):
+        load_config(_write(tmp_path, BASE.replace("val_limit: 10", "val_limit: 10\n  val_max_side: 4")))
 
 
 def test_overrides(tmp_path):

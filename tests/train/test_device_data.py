@@ -56,6 +56,17 @@ def test_device_batches_hold_their_faces_exactly():
                 assert img[cy, cx].mean() > 60
 
 
+def test_face_free_images_last_in_the_set_crop_anywhere():
+    """Face-free records (negatives, synthetic frames) come last in a recipe's pack: their face
+    offset equals the number of faces, which must never be used as an index."""
+    records = _records() + [FaceRecord(FIX / "images/0--Synth/synth_0.png", np.zeros((0, 4)))] * 2
+    ds = DeviceSquares(records, lambda i: read_image(records[i].image_path), 256, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        b = ds.batch([len(records) - 1, len(records) - 2, 0], (128, 128), (0.5, 1.0, 2.0), gen)
+        assert [len(x) for x in b.boxes][:2] == [0, 0] and len(b.boxes[2]) >= 1
+
+
 def test_photometric_batch_changes_colours_but_keeps_shape():
     gen = torch.Generator().manual_seed(1)
     x = torch.full((8, 4, 4, 3), 100, dtype=torch.uint8)
@@ -77,3 +88,22 @@ def test_training_with_gpu_augment_on_cpu(tmp_path):
     torch.manual_seed(0)
     res = train(cfg, model=TinyNet(), train_records=_records(), val_records=[], progress=False)
     assert res.epochs_done == 2 and len(res.step_losses) == 4 and all(np.isfinite(res.step_losses))
+
+
+def test_gpu_augment_leaves_out_unreadable_images(tmp_path, capsys):
+    """One corrupt file never ends a run: like the CPU pipeline, it is reported and skipped."""
+    from facespot.train.config import config_from_dict
+    from facespot.train.loop import train
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    records = _records() + [FaceRecord(bad, [[1, 1, 20, 20]])]
+    cfg = config_from_dict({
+        "model": {"name": "faceboxes"},
+        "data": {"train": [{"format": "wider", "path": str(FIX)}], "gpu_augment": True, "gpu_side": 128, "input_size": [64, 64]},
+        "epochs": 1, "batch_size": 2, "workers": 0, "val_every": 0, "out_dir": str(tmp_path / "run"),
+        "optim": {"name": "adamw", "lr": 1e-3},
+    }, "t.yaml")
+    res = train(cfg, model=TinyNet(), train_records=records, val_records=[], progress=False)
+    assert len(res.step_losses) == 2  # 4 readable images, batches of 2: the broken one is never drawn
+    assert "1 training image(s) could not be read and are left out (broken)" in capsys.readouterr().err

@@ -151,6 +151,14 @@ def test_recipe_with_unknown_key_is_one_line_error(tmp_path, capsys):
     assert "bad.yaml" in err and "unknown key 'optimiser'" in err
 
 
+@pytest.mark.parametrize("name", ["faceboxes", "tinyfaces"])
+def test_atss_on_a_model_without_pyramid_levels_is_refused_before_data_loads(tmp_path, name):
+    cfg = recipe(tmp_path, model={"name": name}, loss={"assigner": "atss"},
+                 data={"train": [{"format": "wider", "path": str(tmp_path / "nowhere")}], "input_size": [256, 256]})
+    with pytest.raises(FacespotError, match="atss needs a pyramid model"):
+        train(cfg)
+
+
 def test_ema_is_saved_validated_and_resumed(tmp_path):
     from facespot.train.ema import ModelEMA
 

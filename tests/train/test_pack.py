@@ -41,6 +41,13 @@ def test_raw_pack_roundtrip_scales_faces_keeps_repeats_and_skips_bad(tmp_path):
     assert len(r[2]) == 0 and pack.image(2).ndim == 3  # synthetic frames are rendered, not stored
 
 
+def test_a_record_with_landmarks_but_no_faces_packs(tmp_path):
+    rec = FaceRecord(_records()[0].image_path, np.zeros((0, 4)), np.zeros((0, 5, 2)))
+    write_pack([rec], tmp_path / "p", max_side=64)
+    back = Pack(tmp_path / "p").records()[0]
+    assert len(back) == 0 and back.landmarks is None
+
+
 def test_webp_pack_is_small_and_close(tmp_path):
     recs = _records()
     write_pack(recs, tmp_path / "raw", 256)

@@ -12,7 +12,7 @@ import sys
 from importlib import import_module
 
 from facespot import __version__
-from facespot.errors import FacespotError
+from facespot.errors import FacespotError, Terminated
 
 # Command group modules under facespot.cli, in the order `facespot --help` lists them.
 _GROUPS = ("detect", "blur", "serve", "export", "data", "eval", "models", "train")
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except FacespotError as exc:
         print(f"facespot: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:  # SIGTERM: the shell convention is 128 + 15, so scripts can tell it from Ctrl-C
+        print("facespot: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("facespot: interrupted", file=sys.stderr)
         return 130

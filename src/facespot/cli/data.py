@@ -54,25 +54,64 @@ def register_pack(data_sub: argparse._SubParsersAction) -> None:
 
 
 def _pack(args: argparse.Namespace) -> int:
+    """Options and OUT are checked before any source is read (a typo costs no loading time);
+    the pack is written into a temporary folder inside OUT and moved into place at the end, so
+    a full disk leaves OUT as it was (no half-written images.bin beside an older index)."""
     import sys
 
     from facespot.errors import FacespotError
+    from facespot.files import Output, check_outputs
     from facespot.train.config import load_config
-    from facespot.train.pack import DATA, INDEX, write_pack
+    from facespot.train.pack import DATA, INDEX
     from facespot.train.sources import load_weighted_sources
 
     if not 1 <= args.quality <= 100:
         raise FacespotError(f"--quality must be 1-100, got {args.quality}")
+    if args.max_side < 16:
+        raise FacespotError(f"--max-side must be at least 16, got {args.max_side}")
     cfg = load_config(args.recipe)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise FacespotError(f"{out}: exists and is not a folder")
+    sources = list(cfg.data.train)
+    inputs = [args.recipe] + [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
+    check_outputs([Output("OUT", out, "dir"), Output(f"OUT ({DATA})", out / DATA), Output(f"OUT ({INDEX})", out / INDEX)], inputs)
     records, repeats = load_weighted_sources(cfg.data.train, cfg.source)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    write_pack(records, out, args.max_side, args.encode, args.quality, repeats, progress)
+    _write_pack_safely(records, out, args, repeats, progress)
     size = sum((out / f).stat().st_size for f in (DATA, INDEX))
     print(f"packed {len(records)} images into {out} ({size / 2**20:.1f} MiB, {args.encode}, long side <= {args.max_side})")
     return 0
+
+
+def _write_pack_safely(records, out: Path, args: argparse.Namespace, repeats, progress: bool) -> None:
+    """:func:`facespot.train.pack.write_pack` into ``OUT/.pack-*``, then moved over OUT's files
+    (index removed first and replaced last: a reader never pairs a new images.bin with an old
+    index). An ``OSError`` (disk full, read-only) is one :class:`OutputError` line; when it comes
+    while writing, OUT keeps its old pack (or is removed again if this run created it)."""
+    import os
+    import shutil
+    import tempfile
+
+    from facespot.errors import OutputError
+    from facespot.files import ensure_folder
+    from facespot.train.pack import DATA, INDEX, write_pack
+
+    created = not out.exists()
+    ensure_folder(out, "OUT")
+    tmp = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".pack-", dir=out))
+        write_pack(records, tmp, args.max_side, args.encode, args.quality, repeats, progress)
+        if (out / INDEX).exists():
+            os.unlink(out / INDEX)
+        os.replace(tmp / DATA, out / DATA)
+        os.replace(tmp / INDEX, out / INDEX)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise OutputError(f"OUT {out}: cannot write the pack ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _stats(args: argparse.Namespace) -> int:

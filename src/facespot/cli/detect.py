@@ -15,7 +15,9 @@ def add_model_arguments(p: argparse.ArgumentParser, threshold: float = 0.5) -> N
                    help="'default' (packaged weights), a .safetensors / exported .onnx file, or a registry name with --untrained")  # fmt: skip
     g.add_argument("--untrained", action="store_true", help="allow a bare registry name (random weights: timing/tests only)")
     g.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime", help="inference backend (default: onnxruntime)")
-    g.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    g.add_argument("--threads", type=int,
+                   help="CPU threads (default: physical cores); with --engine ray: threads per actor, each actor "
+                        "reserving that many CPUs (default there: 1, or the CPUs shared out among --actors)")  # fmt: skip
     g.add_argument("--threshold", type=float, default=threshold, help=f"minimum face score (default: {threshold})")
     g.add_argument("--nms-iou", type=float, default=0.3, help="NMS IoU threshold (default: 0.3)")
     g.add_argument("--max-faces", type=int, default=750, help="most faces per image (default: 750)")
@@ -57,8 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "detect",
         help="detect faces in images, folders, videos or a camera",
         description=(
-            "Detect faces. SOURCE is an image, a folder (searched recursively; non-image files are skipped and "
-            "listed), a video file, or a camera index such as 0. Outputs: --save (annotated images or video, "
+            "Detect faces. SOURCE is an image, a folder (searched recursively; videos in it are processed frame by "
+            "frame, files that are neither images nor videos are skipped and listed), a video file, or a camera "
+            "index such as 0. Outputs: --save (annotated images or video, "
             "same size and frame rate), --json (one JSON line per image/frame), --wider-out (WIDER FACE "
             "prediction folder <event>/<name>.txt for `facespot eval wider`)."
         ),

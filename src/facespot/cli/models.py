@@ -60,6 +60,27 @@ def meta_build(name: str, options: dict[str, Any] | None = None):
         return models.build(name, **(options or {})).eval()
 
 
+def saved_architecture(path):
+    """The architecture a weights file declares, on the ``meta`` device. Its metadata is the
+    user's file, so bad JSON, a config that is not an object or options the model does not
+    take are one :class:`FacespotError` line naming the file, as ``load_model`` gives."""
+    from pathlib import Path
+
+    from facespot.errors import FacespotError
+    from facespot.models.io import _read_config, read_metadata
+    from facespot.spec import META_MODEL
+
+    path = Path(path)
+    meta = read_metadata(path)
+    config = _read_config(path, meta)
+    try:
+        return meta_build(meta[META_MODEL], {k: v for k, v in config.items() if k != "name"})
+    except FacespotError as exc:
+        raise FacespotError(f"{path}: cannot rebuild the model: {exc}") from None
+    except (TypeError, ValueError, KeyError) as exc:  # an option value the constructor refuses
+        raise FacespotError(f"{path}: cannot rebuild the model {meta[META_MODEL]!r} from its metadata ({exc})") from None
+
+
 def _backbone_variants(model) -> list[str]:
     """Other backbones a family takes (its module's ``BACKBONES``), when it has a ``backbone`` option."""
     import sys
@@ -99,16 +120,10 @@ def _card_text(model, extra: list[str] | None = None) -> str:
 
 def _packaged_card(name: str) -> str:
     """Card of a packaged entry: the architecture its weights file declares, plus the entry."""
-    from facespot.models.io import read_metadata
     from facespot.runtime.packaged import read_manifest, resolve_packaged
-    from facespot.spec import META_CONFIG, META_MODEL
 
     path = resolve_packaged(name)  # hash-checked
-    meta = read_metadata(path)
-    import json
-
-    config = json.loads(meta.get(META_CONFIG, "{}"))
-    model = meta_build(meta[META_MODEL], {k: v for k, v in config.items() if k != "name"})
+    model = saved_architecture(path)
     data = read_manifest() or {"models": {}}
     key = data.get("default") if name == "default" else name
     entry = data["models"].get(key, {})
@@ -126,14 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = _parse_options(args.options)
     if args.weights:
-        import json
-
-        from facespot.models.io import read_metadata
-        from facespot.spec import META_CONFIG, META_MODEL
-
-        meta = read_metadata(args.weights)
-        config = json.loads(meta.get(META_CONFIG, "{}"))
-        print(_card_text(meta_build(meta[META_MODEL], {k: v for k, v in config.items() if k != "name"})))
+        print(_card_text(saved_architecture(args.weights)))
         return 0
     if args.name:
         from facespot import models

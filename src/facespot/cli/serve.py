@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     workers = args.workers or physical_cores()
     sock = _listen(args.host, args.port)
+    pool = None
     try:
         pool = load_pool(args.model, workers, config, threads=args.threads, untrained=args.untrained)
         app = create_app(pool, config)
@@ -134,5 +135,7 @@ def run(args: argparse.Namespace) -> int:
         )
         server.run(sockets=[sock])
     finally:
+        if pool is not None:  # its worker threads and queued jobs end with the server, not at interpreter exit
+            pool.close()
         sock.close()
     return 0

@@ -40,8 +40,9 @@ def detect_dataset(
     unrounded); ``error`` is ``""`` or the message for an image that could not be read.
     Detection runs in a pool of Ray actors, each holding one detector with ``threads``
     threads (and reserving that many CPUs): ``actors`` fixed, or by default a pool that
-    grows from 1 to as many as the cluster's CPUs allow (leaving room for upstream read
-    tasks). ``model``, ``backend`` and ``**options`` are those of :func:`facespot.load`; a
+    grows from 1 to as many as the cluster's CPUs allow (``CPUs // threads``: all of them, so
+    upstream read tasks compete with the actors for CPUs; pass a smaller ``actors`` to leave
+    them room). ``model``, ``backend`` and ``**options`` are those of :func:`facespot.load`; a
     model *file* is shipped to the actors through Ray's object store.
 
     >>> import ray, facespot.distributed as fd

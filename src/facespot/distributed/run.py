@@ -380,9 +380,7 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                 outs.close()
     except (FacespotError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:
-        if not type(exc).__module__.startswith("ray"):
-            raise
+    except Exception as exc:  # Ray's errors, and what reaches us through it: ConnectionError, OSError, ArrowInvalid
         hint = ""
         if json_path is not None and outs.results and not video:
             hint = f"; the {outs.results} result(s) in {json_path} are complete: rerun with --resume to continue"

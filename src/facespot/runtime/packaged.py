@@ -4,14 +4,14 @@
 
     {
       "format": 1,
-      "default": "faceboxes-wider",
+      "default": "spotnet-s",
       "models": {
-        "faceboxes-wider": {"file": "faceboxes_wider.safetensors",
-                            "sha256": "<64 hex digits>",
-                            "model": "faceboxes",                    # checked on load
-                            "onnx": "faceboxes_wider.onnx",          # optional
-                            "onnx_sha256": "<64 hex digits>",
-                            "description": "FaceBoxes trained on WIDER FACE train"}
+        "spotnet-s": {"file": "spotnet_s.safetensors",
+                      "sha256": "<64 hex digits>",
+                      "model": "spotnet_s",                    # checked on load
+                      "onnx": "spotnet_s.onnx",                # optional
+                      "onnx_sha256": "<64 hex digits>",
+                      "description": "SpotNet-s, WIDER training split + ..."}
       }
     }
 
@@ -19,7 +19,7 @@
 with :mod:`importlib.resources` -- never the network -- and refuses a file whose SHA-256 does
 not match. The ONNX Runtime backend takes the entry's exported ``.onnx`` when there is one (no
 export at start-up); the torch backend takes the ``.safetensors``. Either file must match: a truncated download or a swapped file must not silently become "the detector".
-:func:`add_packaged` writes an entry (maintainers use it when shipping trained weights).
+:func:`add_packaged` writes an entry (``scripts/ship_model.py`` calls it when shipping trained weights).
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
 HOW_TO_PROVIDE = (
-    "Train a detector (e.g. `facespot train configs/faceboxes_wider.yaml --out runs/faceboxes`) and pass "
-    "its weights: `facespot detect IMAGE --model runs/faceboxes/best.safetensors`, or in Python "
-    "facespot.load('runs/faceboxes/best.safetensors'). To ship weights as the default, copy the "
-    ".safetensors file into facespot/weights/ and register it with "
-    "facespot.runtime.packaged.add_packaged(path, name, default=True) (see facespot/weights/README.md)."
+    "Train a detector (e.g. `facespot train configs/spotnet_s.yaml --out runs/spotnet_s`) and pass "
+    "its weights: `facespot detect IMAGE --model runs/spotnet_s/best.safetensors`, or in Python "
+    "facespot.load('runs/spotnet_s/best.safetensors'). To ship weights as the default, run "
+    "scripts/ship_model.py WEIGHTS NAME --recipe RECIPE --default (see facespot/weights/README.md)."
 )
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
-from facespot.errors import FacespotError
+from facespot.errors import FacespotError, Terminated
 from facespot.files import Output, check_outputs
 from facespot.images import IMAGE_EXTENSIONS
 from facespot.runtime.sinks import VIDEO_CODECS, VideoSink, write_image
@@ -113,14 +113,25 @@ def source_inputs(source: Source) -> list[Path]:
 
 
 def planned_outputs(source: Source, out: Path, option: str = "--save") -> list[Output]:
-    """Every file ``--save`` / ``--out`` will write, known before the first frame is read."""
+    """Every file ``--save`` / ``--out`` will write, known before the first frame is read.
+
+    Two inputs of a folder that map to one output (``clip.webm`` and ``clip.mp4`` both save
+    as ``clip.mp4``) are refused here, naming both, since the second would overwrite the first."""
     if source.kind in ("video", "camera"):
         return [Output(option, output_path(source, out))]
     outs = []
+    seen: dict[Path, Path] = {}
     for i, path in enumerate(source.files):
         name = path.relative_to(source.root).as_posix() if source.root is not None else path.name
         frame = Frame(np.empty((0, 0, 3), np.uint8), name, i, path, in_video=source.kind == "folder" and is_video_file(path))
-        outs.append(Output(option, output_path(source, out, frame)))
+        target = output_path(source, out, frame)
+        if target in seen:
+            raise FacespotError(
+                f"{option} {out}: {seen[target]} and {path} would both be saved as {target}; "
+                "rename one of them or save to separate folders"
+            )
+        seen[target] = path
+        outs.append(Output(option, target))
     return outs
 
 
@@ -149,10 +160,6 @@ def _progress(source: Source, enabled: bool | None, desc: str):
     total = (len(source) or None) if not source.videos else None  # videos in a folder: frames, not files
     return tqdm(source, total=total, desc=desc, unit="img" if source.kind in ("image", "folder") else "frame",
                 disable=not show, file=sys.stderr)  # fmt: skip
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the run is so that every writer closes as on Ctrl-C."""
 
 
 @contextmanager

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 import math
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -40,8 +39,6 @@ from facespot.errors import FacespotError
 from facespot.serve.body import read_upload
 from facespot.serve.decode import DecodeError, Decoded, decode_upload, encode_like
 from facespot.serve.pool import Busy, DetectorPool
-
-log = logging.getLogger("facespot.serve")
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Default pixel limit of the server: a 48 MP phone photo fits; decoded it is ~150 MB of RGB."""

@@ -55,6 +55,13 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
+def _short_reason(exc: Exception) -> str:
+    """torch's reason in one line, without its 'weights_only=False' / allowlisting advice."""
+    text = str(exc).split("WeightsUnpickler error:")[-1].strip()
+    first = text.splitlines()[0].split(". ")[0][:200] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     if not path.is_file():
@@ -62,7 +69,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         d = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle / zip errors of many kinds
-        raise FacespotError(f"{path}: not a readable facespot checkpoint ({type(exc).__name__}: {str(exc).split('WeightsUnpickler error:')[-1].strip().splitlines()[0].split('. ')[0][:200]}); facespot loads checkpoints only in torch's safe mode, which accepts nothing but tensors and plain data") from None
+        raise FacespotError(f"{path}: not a readable facespot checkpoint ({_short_reason(exc)}); facespot loads checkpoints"
+                            " only in torch's safe mode, which accepts nothing but tensors and plain data") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise FacespotError(
             f"{path}: not a facespot training checkpoint (a weights file for `facespot eval` is not resumable;"

@@ -224,8 +224,12 @@ def _validate(cfg: TrainConfig, where: str) -> None:
     for i, s in enumerate(cfg.data.train + cfg.data.val):
         if not s.path and s.format != "synthetic":
             raise bad(f"data source {i} has no path")
-        if not (s.repeat >= 0):
-            raise bad(f"data source {i}: repeat must be >= 0, got {s.repeat}")
+        if not (0 <= s.repeat < float("inf")):
+            raise bad(f"data source {i}: repeat must be a finite number >= 0, got {s.repeat}")
+    if cfg.loss.atss_topk < 1:
+        raise bad(f"loss.atss_topk must be >= 1, got {cfg.loss.atss_topk}")
+    if cfg.data.val_max_side is not None and cfg.data.val_max_side < 16:
+        raise bad(f"data.val_max_side must be >= 16 (or null: the model's input size), got {cfg.data.val_max_side}")
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> TrainConfig:

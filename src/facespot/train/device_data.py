@@ -4,8 +4,9 @@ On a GPU a small face detector steps through thousands of images per second -- m
 a CPU farm decodes and augments, and a host-to-device copy per step costs time of its
 own. ``data.gpu_augment: true`` therefore loads the whole training set once (from a
 training pack, or decoded from the sources) into one ``(N, S, S, 3)`` uint8 tensor on the
-device, each image letterboxed at the top-left of an ``S x S`` square (``S`` the pack's or
-``data.gpu_side`` long side), with its faces in one flat tensor. Each step then:
+device, each image letterboxed at the top-left of an ``S x S`` square (``S`` =
+``data.gpu_side``; larger images, a pack's too, are shrunk to it), with its faces in one
+flat tensor. Each step then:
 
 1. anchors each crop on a random face of its image (FaceBoxes' data-anchoring: a crop
    always holds a face when the image has one), with a side of ``scale x short side`` for
@@ -118,12 +119,22 @@ class DeviceSquares:
         self.valid = torch.zeros(n, 2)  # (w, h) of each image inside its square
         faces, counts = [], []
 
-        def load(i: int) -> tuple[int, np.ndarray, np.ndarray]:
-            img, fx, fy = shrink_to(image_fn(i), side)
+        self.unreadable: list[int] = []  # left as grey squares without faces; never to be sampled
+
+        def load(i: int) -> tuple[int, np.ndarray | None, np.ndarray]:
+            try:
+                img, fx, fy = shrink_to(image_fn(i), side)
+            except FacespotError:
+                return i, None, np.ones(4, np.float32)
             return i, img, np.array([fx, fy, fx, fy], np.float32)
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # OpenCV releases the GIL
             for i, img, f in pool.map(load, range(n)):
+                if img is None:
+                    self.unreadable.append(i)
+                    faces.append(torch.zeros(0, 4))
+                    counts.append(0)
+                    continue
                 h, w = img.shape[:2]
                 square = torch.full((side, side, 3), PAD, dtype=torch.uint8)
                 square[:h, :w] = torch.from_numpy(np.ascontiguousarray(img))
@@ -156,7 +167,9 @@ class DeviceSquares:
         counts = self.counts[idx]
         has = counts > 0
         pick = self.offsets[idx] + (torch.rand(b, generator=gen) * counts.clamp_min(1)).long().clamp_max((counts - 1).clamp_min(0))
-        faces = self.faces[pick.to(self.faces.device)].cpu() if len(self.faces) else torch.zeros(b, 4)
+        faces = torch.zeros(b, 4)
+        if has.any():  # a face-free image's offset may point past the last face: look up only real ones
+            faces[has] = self.faces[pick[has].to(self.faces.device)].cpu()
         c = (faces[:, :2] + faces[:, 2:]) / 2
         lo = torch.where(has[:, None], torch.maximum(lo, c - side[:, None] + 1e-3), lo)
         hi = torch.where(has[:, None], torch.minimum(hi, c - 1e-3), hi)

@@ -15,8 +15,9 @@ import torch
 
 
 class ModelEMA:
-    """``ema = decay * ema + (1 - decay) * model`` after every optimiser step; buffers
-    (BatchNorm statistics) are copied as they are."""
+    """``ema = decay * ema + (1 - decay) * model`` after every optimiser step, for every
+    floating-point entry (BatchNorm running statistics averaged too, as YOLOv5 / timm do);
+    integer buffers (``num_batches_tracked``) are copied."""
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.9998, ramp: float = 2000.0, updates: int = 0) -> None:
         self.module = copy.deepcopy(model).eval()

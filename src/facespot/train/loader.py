@@ -36,7 +36,6 @@ class Batch:
     points: list[torch.Tensor | None]  # per image (N, K, 2) normalised, NaN = missing
     names: list[str]
     failed: list[Failed] = field(default_factory=list)
-    valid_wh: torch.Tensor | None = None  # (B, 2) unpadded sizes, cached squares only (pixel boxes)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -56,7 +55,7 @@ class TrainDataset(torch.utils.data.Dataset):
     :meth:`set_epoch`, copy 0). The random generator of an item is seeded from
     ``(seed, epoch, index, copy)``, so a run is reproducible whatever the number of workers
     or the order they run in, and the copies of a repeated image differ.
-    ``image_source`` replaces file decoding (the decoded-image cache plugs in here).
+    ``image_source`` replaces file decoding (a training pack's images plug in here).
     """
 
     def __init__(
@@ -113,8 +112,7 @@ def collate(items: list[dict[str, Any] | Failed]) -> Batch:
         images = torch.stack([x["image"] for x in ok])
     else:
         images = torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-    valid = torch.tensor([x["valid"] for x in ok], dtype=torch.float32) if ok and "valid" in ok[0] else None
-    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed, valid)
+    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed)
 
 
 def worker_init(worker_id: int) -> None:

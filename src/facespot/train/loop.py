@@ -40,7 +40,7 @@ from facespot.train.checkpoint import Checkpoint, check_compatible, load_checkpo
 from facespot.train.config import TrainConfig, dump_config
 from facespot.train.ema import ModelEMA
 from facespot.train.loader import Batch, TrainDataset, make_loader
-from facespot.train.objective import compute_loss, compute_targets, loss_from_targets, loss_kind  # noqa: F401
+from facespot.train.objective import check_objective, compute_targets, loss_from_targets, loss_kind
 from facespot.train.optim import make_optimizer, make_scheduler
 from facespot.train.runlog import RunLog
 from facespot.train.sampling import EpochSampler
@@ -123,6 +123,9 @@ def _records(cfg: TrainConfig, train_records, val_records) -> tuple[list[FaceRec
     if val_records is None:
         if cfg.data.val:
             val_records = load_sources(cfg.data.val, cfg.source)
+        elif cfg.data.pack and cfg.data.val_split > 0:
+            print(f"facespot train: data.val_split is not applied to a training pack (its images are all training images); "
+                  "give data.val sources to validate", file=sys.stderr)
         elif not cfg.data.pack:
             weight = {id(r): w for r, w in zip(train_records, repeats or [1.0] * len(train_records))}
             train_records, val_records = split_holdout(train_records, cfg.data.val_split, cfg.seed)
@@ -149,9 +152,7 @@ def build_data(cfg: TrainConfig, model: Any, size: tuple[int, int], info: D.Dist
     train_records, repeats, val_records, image_source = _records(cfg, train_records, val_records)
     if not train_records:
         raise FacespotError(f"{cfg.source}: the training sources hold no images")
-    sampler = EpochSampler(repeats, cfg.seed, True, info.rank, info.world_size)
-    data = _Data(sampler, val_records, len(sampler) // cfg.batch_size, batch_size=cfg.batch_size, size=size,
-                 crop_scales=tuple(cfg.data.gpu_crop_scales), seed=cfg.seed)
+    device_set = None
     if cfg.data.gpu_augment:
         from facespot.data.negatives import read_record_image
         from facespot.train.device_data import DeviceSquares
@@ -159,7 +160,19 @@ def build_data(cfg: TrainConfig, model: Any, size: tuple[int, int], info: D.Dist
         if model.num_keypoints:
             raise FacespotError(f"{cfg.source}: data.gpu_augment does not carry landmarks; {cfg.model.name!r} needs them")
         read = image_source or (lambda i: read_record_image(train_records[i]))
-        data.device_set = DeviceSquares(train_records, read, cfg.data.gpu_side, device, cfg.data.min_face)
+        device_set = DeviceSquares(train_records, read, cfg.data.gpu_side, device, cfg.data.min_face)
+        if device_set.unreadable:  # skipped, as the CPU pipeline skips them, but never drawn at all
+            names = ", ".join(train_records[i].name for i in device_set.unreadable[:3])
+            print(f"facespot train: {len(device_set.unreadable)} training image(s) could not be read and are left out ({names}"
+                  f"{', ...' if len(device_set.unreadable) > 3 else ''})", file=sys.stderr)
+            repeats = list(repeats)
+            for i in device_set.unreadable:
+                repeats[i] = 0.0
+    sampler = EpochSampler(repeats, cfg.seed, True, info.rank, info.world_size)
+    data = _Data(sampler, val_records, len(sampler) // cfg.batch_size, batch_size=cfg.batch_size, size=size,
+                 crop_scales=tuple(cfg.data.gpu_crop_scales), seed=cfg.seed)
+    if device_set is not None:
+        data.device_set = device_set
     else:
         augment = build_augment(cfg.augment, size, where=f"{cfg.source}: augment")
         dataset = TrainDataset(train_records, augment, cfg.seed, cfg.data.min_face, image_source)
@@ -200,6 +213,7 @@ class _Run:
         self.model_name = str(self.model_cfg.get("name", cfg.model.name))
         self.size = resolve_input_size(cfg, model)
         self.kind = loss_kind(cfg, model)
+        check_objective(cfg, model)
         self.data = build_data(cfg, model, self.size, self.info, self.device, train_records, val_records)
         self.anchors = torch.from_numpy(np.asarray(model.anchors(*self.size), np.float32)).to(self.device)
         self.optimizer = make_optimizer(cfg, self.model)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from facespot import anchors as anchor_gen
+from facespot.errors import FacespotError
 from facespot.train.config import TrainConfig
 from facespot.train.losses import LossParts, multibox_loss, quality_loss, tiny_loss, yolo_loss
 from facespot.train.targets import Targets, build_targets
@@ -23,6 +24,17 @@ from facespot.train.targets import Targets, build_targets
 
 def assigner_for(cfg: TrainConfig, model: Any) -> str:
     return str(getattr(model, "assigner", "iou")) if cfg.loss.assigner == "auto" else cfg.loss.assigner
+
+
+def check_objective(cfg: TrainConfig, model: Any) -> None:
+    """Refuse, before any data loads, an assigner the model cannot take: ATSS picks candidates
+    per pyramid level, which only models listing ``(stride, anchor sides)`` levels have."""
+    if assigner_for(cfg, model) != "atss":
+        return
+    levels = getattr(model, "levels", None)
+    if not levels or not all(isinstance(lv, (tuple, list)) and len(lv) == 2 for lv in levels):
+        name = getattr(model, "name", type(model).__name__)
+        raise FacespotError(f"loss.assigner: atss needs a pyramid model with (stride, anchor sides) levels (spotnet_n, spotnet_s); {name} has none: use assigner: iou or auto")
 
 
 def loss_kind(cfg: TrainConfig, model: Any) -> str:
@@ -77,13 +89,3 @@ def loss_from_targets(
         lc.landmark_weight, lc.focal, lc.focal_alpha, lc.focal_gamma,
     )
 
-
-def compute_loss(
-    kind: str, cfg: TrainConfig, model: Any, outputs: Sequence[torch.Tensor], batch: Any, anchors: torch.Tensor,
-    generator: torch.Generator | None = None, size: tuple[int, int] | None = None,
-) -> LossParts:
-    """Targets + loss in one call (benchmarks and tests; the loop times the two apart)."""
-    if size is None:
-        size = tuple(int(v) for v in batch.images.shape[1:3])
-    targets = compute_targets(cfg, model, batch, anchors, size, outputs[0])
-    return loss_from_targets(kind, cfg, model, outputs, targets, anchors, generator)

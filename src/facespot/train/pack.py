@@ -77,7 +77,7 @@ def write_pack(
             data = _encode(img, encoding, quality)
             out.write(data)
             pts = None
-            if rec.landmarks is not None:
+            if rec.landmarks is not None and len(rec):  # no faces, no points (numpy cannot infer -1 from 0)
                 p = rec.landmarks.reshape(len(rec), -1, 2) * np.array([fx, fy], np.float32)
                 pts = [[[None if not np.isfinite(v) else round(float(v), 3) for v in pt] for pt in face] for face in p]
             entries.append({
@@ -149,7 +149,7 @@ class Pack:
         out = []
         for e in self.entries:
             lm = None
-            if e.get("landmarks") is not None:
+            if e.get("landmarks") is not None and e["boxes"]:
                 lm = np.array([[[np.nan if v is None else v for v in pt] for pt in face] for face in e["landmarks"]], np.float32)
                 lm = lm.reshape(len(e["boxes"]), -1, 2)
             size = (e["width"], e["height"]) if "width" in e else None

@@ -1,7 +1,7 @@
 """Training and validation records from a recipe's data sources.
 
 Kept apart from the loop so that everything that needs "the images of a recipe" (the loop,
-the decoded-image cache, the training pack) reads them the same way, and none of them has
+the training pack, the GPU-resident set) reads them the same way, and none of them has
 to import the loop.
 """
 

@@ -93,10 +93,10 @@ def predict_records(
 
 def _read_or_note(rec: FaceRecord, out: Predictions):
     """The record's image, or None with its name noted as failed (one bad file never stops validation)."""
-    from facespot.images import read_image
+    from facespot.data.negatives import read_record_image  # synthetic frames are rendered, not read
 
     try:
-        return read_image(rec.image_path)
+        return read_record_image(rec)
     except FacespotError:
         out.failed.append(rec.name)
         return None
