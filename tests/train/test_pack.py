@@ -88,3 +88,8 @@ def test_pack_cli_writes_a_pack_of_the_recipe(tmp_path, capsys, monkeypatch):
     assert "packed 4 images" in capsys.readouterr().out
     assert len(Pack(tmp_path / "p")) == 4 and max(Pack(tmp_path / "p").image(0).shape[:2]) == 64
     assert main(["data", "pack", str(FIX / "tiny.yaml"), str(tmp_path / "q"), "--quality", "0"]) == 2
+    # --set narrows or extends the recipe's sources, as for facespot train
+    capsys.readouterr()
+    assert main(["data", "pack", str(FIX / "tiny.yaml"), str(tmp_path / "r"), "--max-side", "32",
+                 "--set", "data.train=[{format: synthetic, options: {count: 3}}]"]) == 0
+    assert "packed 3 images" in capsys.readouterr().out and len(Pack(tmp_path / "r").records()[0]) == 0

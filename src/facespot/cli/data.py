@@ -50,6 +50,11 @@ def register_pack(data_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encode", choices=("raw", "jpeg", "webp"), default="raw", help="pixel storage (default raw)")
     p.add_argument("--quality", type=int, default=90, help="jpeg / webp quality 1-100 (default 90)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a recipe value as facespot train does, e.g. to pack one source only: "
+        "--set 'data.train=[{format: wider, path: ../data/wider-train, options: {split: val}}]' (repeatable)",
+    )
     p.set_defaults(func=_pack)
 
 
@@ -69,7 +74,7 @@ def _pack(args: argparse.Namespace) -> int:
         raise FacespotError(f"--quality must be 1-100, got {args.quality}")
     if args.max_side < 16:
         raise FacespotError(f"--max-side must be at least 16, got {args.max_side}")
-    cfg = load_config(args.recipe)
+    cfg = load_config(args.recipe, args.overrides)
     out = Path(args.out)
     sources = list(cfg.data.train)
     inputs = [args.recipe] + [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
