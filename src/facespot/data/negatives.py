@@ -1,8 +1,8 @@
 """Face-free training data: folders of real photos without faces, and synthetic frames.
 
 A detector trained only on images that all hold faces never learns that an empty frame is
-allowed: the shipped FaceBoxes reported two "faces" on a black 1280x720 frame and eight on a
-white one. Two sources fix that in the data rather than with runtime special cases:
+allowed: the FaceBoxes default shipped before SpotNet-s reported two "faces" on a black
+1280x720 frame and eight on a white one. Two sources fix that in the data rather than with runtime special cases:
 
 * ``negatives`` format: every image of a folder (recursively) with an empty face list
   (pets, landscapes, objects);
