@@ -120,14 +120,12 @@ def _card_text(model, extra: list[str] | None = None) -> str:
 
 def _packaged_card(name: str) -> str:
     """Card of a packaged entry: the architecture its weights file declares, plus the entry."""
-    from facespot.runtime.packaged import read_manifest, resolve_packaged
+    from facespot.runtime.packaged import packaged_entry, resolve_packaged
 
     path = resolve_packaged(name)  # hash-checked
     model = saved_architecture(path)
-    data = read_manifest() or {"models": {}}
-    key = data.get("default") if name == "default" else name
-    entry = data["models"].get(key, {})
-    lines = [f"packaged    {key}" + (" (the default)" if key == data.get("default") else ""), f"weights     {path}"]
+    key, entry = packaged_entry(name)
+    lines = [f"packaged    {key}" + (" (the default)" if key == packaged_entry("default")[0] else ""), f"weights     {path}"]
     if entry.get("onnx"):
         lines.append(f"onnx        {path.with_name(entry['onnx'])}")
     if entry.get("description"):

@@ -90,23 +90,24 @@ def packaged_names(package: str | None = None) -> list[str]:
     return (["default"] + names) if data.get("default") else names
 
 
-def packaged_model_name(name: str = "default", package: str | None = None) -> str | None:
-    """The registry model name a packaged entry declares (None for entries without one)."""
+def packaged_entry(name: str = "default", package: str | None = None) -> tuple[str | None, dict]:
+    """``(key, entry)`` of a packaged name (``default`` resolved through the manifest); the
+    entry is ``{}`` when there is none. No hash check: :func:`resolve_packaged` does that."""
     data = read_manifest(package) or {"models": {}}
     key = data.get("default") if name == "default" else name
     entry = data["models"].get(key) if key else None
-    return entry.get("model") if isinstance(entry, dict) else None
+    return key, entry if isinstance(entry, dict) else {}
+
+
+def packaged_model_name(name: str = "default", package: str | None = None) -> str | None:
+    """The registry model name a packaged entry declares (None for entries without one)."""
+    return packaged_entry(name, package)[1].get("model")
 
 
 def packaged_files(name: str = "default", package: str | None = None) -> list[Path]:
     """Every file a packaged entry ships (weights and ONNX): inputs no command may overwrite."""
-    folder = _package_dir(package)
-    data = read_manifest(package) or {"models": {}}
-    key = data.get("default") if name == "default" else name
-    entry = data["models"].get(key) if key else None
-    if not isinstance(entry, dict):
-        return []
-    return [folder / str(entry[k]) for k in ("file", "onnx") if entry.get(k)]
+    entry = packaged_entry(name, package)[1]
+    return [_package_dir(package) / str(entry[k]) for k in ("file", "onnx") if entry.get(k)]
 
 
 def resolve_packaged(name: str = "default", package: str | None = None, prefer_onnx: bool = False) -> Path:
