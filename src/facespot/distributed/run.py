@@ -88,11 +88,6 @@ def _only_detect_records(path: Path) -> bool:
     return True
 
 
-def _image_name(source, path: Path) -> str:
-    """The name the local run gives an image (:meth:`Source._images`)."""
-    return path.relative_to(source.root).as_posix() if source.root is not None else path.name
-
-
 def _blocks(table, n_blocks: int) -> list:
     step = max(1, math.ceil(table.num_rows / max(1, n_blocks)))
     return [table.slice(i, step) for i in range(0, table.num_rows, step)]
@@ -164,7 +159,7 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
 
         done = resume_json(json_path) if resume else set()
         if source.kind != "video":
-            items = [(i, p) for i, p in enumerate(source.files) if not done or _image_name(source, p) not in done]
+            items = [(i, p) for i, p in enumerate(source.files) if not done or source.name_of(p) not in done]
             if not items:
                 stream = sys.stderr if json_arg == "-" else sys.stdout
                 print(f"{verb}: nothing to do: all {len(done)} image(s) are already in {json_path}", file=stream)

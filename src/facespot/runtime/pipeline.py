@@ -122,7 +122,7 @@ def planned_outputs(source: Source, out: Path, option: str = "--save") -> list[O
     outs = []
     seen: dict[Path, Path] = {}
     for i, path in enumerate(source.files):
-        name = path.relative_to(source.root).as_posix() if source.root is not None else path.name
+        name = source.name_of(path)
         frame = Frame(np.empty((0, 0, 3), np.uint8), name, i, path, in_video=source.kind == "folder" and is_video_file(path))
         target = output_path(source, out, frame)
         if target in seen:

@@ -82,9 +82,13 @@ class Source:
         """Video files among a folder's files (read frame by frame)."""
         return [p for p in self.files if is_video_file(p)] if self.kind == "folder" else []
 
+    def name_of(self, path: Path) -> str:
+        """The name results carry for one of ``files``: its path inside the folder, else its file name."""
+        return path.relative_to(self.root).as_posix() if self.root is not None else path.name
+
     def _images(self) -> Iterator[Frame | Failure]:
         for i, path in enumerate(self.files):
-            name = path.relative_to(self.root).as_posix() if self.root is not None else path.name
+            name = self.name_of(path)
             if self.kind == "folder" and is_video_file(path):
                 yield from self._folder_video(path, name)
                 continue
