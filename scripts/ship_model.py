@@ -36,7 +36,7 @@ def main() -> int:
     p.add_argument("--faces", type=int, default=300, help="annotated training photos to calibrate on")
     p.add_argument("--blanks", type=int, default=70, help="synthetic blank / noise frames")
     p.add_argument("--precision", type=float, default=0.9)
-    p.add_argument("--max-fp", type=float, default=0.02, help="false faces per face-free photo")
+    p.add_argument("--max-fp", type=float, default=0.01, help="false faces per face-free training photo (default 0.01)")
     p.add_argument("--default", action="store_true")
     p.add_argument("--description", default="")
     p.add_argument("--folder", default=str(ROOT / "src" / "facespot" / "weights"), help="weights folder with the manifest (default: the package's)")

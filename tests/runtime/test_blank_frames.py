@@ -3,9 +3,10 @@ several sizes through the packaged default, as video fades and `blur` feed them.
 
 Runtime causes fixed: an all-NaN float frame was read as black (now a clear error); a tiny
 image was blown up to 640 px (1x1 -> a 640x640 flat field; now at most ``max_upscale`` = 4x).
-What remains is the current default FaceBoxes itself: trained without face-free images, it
-scores its 512-px anchors ~0.5-0.66 on large flat frames (400 px and up). Those cases are
-marked xfail until the new default (trained with negatives and synthetic blank frames) ships.
+The model cause is fixed in the data: the default (SpotNet-s) trained with face-free
+photos and synthetic blank / uniform / noise frames, and its threshold was calibrated to
+give none on such frames; FaceBoxes, trained without them, scored its 512-px anchors
+~0.5-0.66 on large flat frames.
 """
 
 from __future__ import annotations
@@ -17,15 +18,6 @@ import facespot
 
 SIZES = [(1, 1), (8, 8), (64, 64), (100, 100), (240, 320), (480, 640), (720, 1280), (1080, 1920)]
 KINDS = ["black", "dark", "grey114", "grey128", "light", "white", "noise", "gauss"]
-
-# Cases the current packaged FaceBoxes default still answers with faces (its own weights;
-# no runtime cause left). Remove when the new default model ships.
-MODEL_FAILURES = {
-    ("white", (100, 100)), ("noise", (100, 100)),  # upscaled 4x to 400 px
-    ("black", (720, 1280)), ("dark", (720, 1280)), ("light", (720, 1280)), ("white", (720, 1280)),
-    ("black", (1080, 1920)), ("dark", (1080, 1920)), ("light", (1080, 1920)), ("white", (1080, 1920)),
-}  # fmt: skip
-XFAIL = pytest.mark.xfail(reason="current default FaceBoxes; replaced by spotnet default", strict=False)
 
 
 def _frame(kind: str, h: int, w: int) -> np.ndarray:
@@ -45,7 +37,7 @@ def detector():
 
 @pytest.mark.parametrize(
     "kind,size",
-    [pytest.param(k, s, marks=[XFAIL] if (k, s) in MODEL_FAILURES else [], id=f"{k}-{s[1]}x{s[0]}") for s in SIZES for k in KINDS],
+    [pytest.param(k, s, id=f"{k}-{s[1]}x{s[0]}") for s in SIZES for k in KINDS],
 )
 def test_no_faces_on_blank_uniform_and_noise_frames(detector, kind, size):
     faces = detector(_frame(kind, *size))

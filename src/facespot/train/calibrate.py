@@ -67,7 +67,7 @@ def _above(scores: np.ndarray, allowed: int) -> float:
 
 def calibrate(
     detector, faces: Sequence[FaceRecord], negatives: Sequence[FaceRecord], blanks: Sequence[FaceRecord],
-    precision: float = 0.9, max_fp_per_image: float = 0.02,
+    precision: float = 0.9, max_fp_per_image: float = 0.01,
 ) -> Calibration:
     """Measure the operating threshold of ``detector`` (a :class:`facespot.runtime.Detector`
     built with a low ``score_threshold``, e.g. 0.02) on training records."""
