@@ -151,6 +151,30 @@ def test_recipe_with_unknown_key_is_one_line_error(tmp_path, capsys):
     assert "bad.yaml" in err and "unknown key 'optimiser'" in err
 
 
+def test_init_starts_from_given_weights_with_a_fresh_optimiser(tmp_path, capsys):
+    """Fine-tuning: ``init`` loads a weights file of the same model; with a learning rate of
+    0 the trained parameters stay exactly those weights. Another model's file is refused."""
+    from safetensors.torch import load_file
+
+    from facespot.cli import main
+
+    first = train(recipe(tmp_path / "a", epochs=1), train_records=fixture_records(), val_records=[], progress=False)
+    cfg = recipe(tmp_path / "b", init=str(first.final_weights), optim={"name": "adamw", "lr": 0.0, "weight_decay": 0.0})
+    second = train(cfg, train_records=fixture_records(), val_records=[], progress=False)
+    a, b = load_file(str(first.final_weights)), load_file(str(second.final_weights))
+    convs = [k for k, v in a.items() if v.ndim == 4]
+    assert convs and all(torch.equal(a[k], b[k]) for k in convs)
+    fresh = train(recipe(tmp_path / "c", optim={"name": "adamw", "lr": 0.0, "weight_decay": 0.0}), train_records=fixture_records(), val_records=[], progress=False)
+    assert not all(torch.equal(a[k], load_file(str(fresh.final_weights))[k]) for k in convs)  # without init: its random start
+    with pytest.raises(FacespotError, match="holds weights of model 'faceboxes'"):
+        train(recipe(tmp_path / "d", model={"name": "spotnet_n"}, init=str(first.final_weights)), train_records=fixture_records(), val_records=[], progress=False)
+    tiny = FIX / "tiny.yaml"
+    assert main(["train", str(tiny), "--init", str(first.final_weights), "--resume", str(tmp_path / "x.pt"), "--out", str(tmp_path / "e")]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert main(["train", str(tiny), "--init", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "f")]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["faceboxes", "tinyfaces"])
 def test_atss_on_a_model_without_pyramid_levels_is_refused_before_data_loads(tmp_path, name):
     cfg = recipe(tmp_path, model={"name": name}, loss={"assigner": "atss"},

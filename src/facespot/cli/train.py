@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="number of epochs (same as --set epochs=N)")
     p.add_argument("--batch-size", type=int, help="images per batch (per process under torchrun)")
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (last.pt) of the same model")
+    p.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (.safetensors of the same model; "
+                   "same as --set init=WEIGHTS), with a fresh optimiser and schedule")
     p.add_argument("--out", metavar="DIR", help="output folder (same as --set out_dir=DIR)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the recipe's, usually auto)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
@@ -44,7 +46,7 @@ def check_train_outputs(cfg, config_path: str, resume: str | None, option: str =
 
     out = Path(cfg.out_dir)
     sources = list(cfg.data.train) + list(cfg.data.val)
-    inputs = [config_path, resume] + [cfg.data.pack, cfg.data.wider_gt_dir]
+    inputs = [config_path, resume] + [cfg.data.pack, cfg.data.wider_gt_dir, cfg.init]
     inputs += [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
     names = [n for n in TRAIN_OUTPUTS if not (resume and n == "last.pt" and resolved_path(out / n) == resolved_path(resume))]
     outputs = [Output(option, out, "dir")] + [Output(f"{option} ({n})", out / n) for n in names]
@@ -54,6 +56,9 @@ def check_train_outputs(cfg, config_path: str, resume: str | None, option: str =
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from facespot.errors import FacespotError
     from facespot.train.config import load_config
     from facespot.train.loop import train
 
@@ -67,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         overrides.append(f"device={args.device}")
     cfg = load_config(args.config, overrides)
+    if args.init is not None:
+        cfg.init = args.init
+    if cfg.init and args.resume:
+        raise FacespotError("--init starts a new run from weights; --resume continues one: give one of them")
+    if cfg.init and not Path(cfg.init).is_file():
+        raise FacespotError(f"--init {cfg.init}: weights file not found")
     check_train_outputs(cfg, args.config, args.resume, "--out" if args.out is not None else "out_dir")
     result = train(cfg, resume=args.resume, progress=args.progress)
     if result.final_weights is not None:  # rank 0

@@ -206,6 +206,10 @@ class _Run:
         self.timer = timer or NullTimer()
 
         model = build(cfg.model.name, **cfg.model.options) if model is None else model
+        if cfg.init:  # fine-tuning: weights only; optimiser, schedule and EMA start afresh
+            from facespot.models.io import load_weights_into
+
+            load_weights_into(model, cfg.init, "cpu")
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
