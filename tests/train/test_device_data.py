@@ -75,35 +75,33 @@ def test_photometric_batch_changes_colours_but_keeps_shape():
     assert torch.equal(photometric_batch(x, gen, p=0.0), x)
 
 
-def test_training_with_gpu_augment_on_cpu(tmp_path):
+def _gpu_recipe(tmp_path, epochs: int):
+    """A tiny recipe with data.gpu_augment (exercised on the CPU device)."""
     from facespot.train.config import config_from_dict
-    from facespot.train.loop import train
 
-    cfg = config_from_dict({
+    return config_from_dict({
         "model": {"name": "faceboxes"},
         "data": {"train": [{"format": "wider", "path": str(FIX)}], "gpu_augment": True, "gpu_side": 128, "input_size": [64, 64]},
-        "epochs": 2, "batch_size": 2, "workers": 0, "val_every": 0, "out_dir": str(tmp_path / "run"),
+        "epochs": epochs, "batch_size": 2, "workers": 0, "val_every": 0, "out_dir": str(tmp_path / "run"),
         "optim": {"name": "adamw", "lr": 1e-3},
     }, "t.yaml")
+
+
+def test_training_with_gpu_augment_on_cpu(tmp_path):
+    from facespot.train.loop import train
+
     torch.manual_seed(0)
-    res = train(cfg, model=TinyNet(), train_records=_records(), val_records=[], progress=False)
+    res = train(_gpu_recipe(tmp_path, 2), model=TinyNet(), train_records=_records(), val_records=[], progress=False)
     assert res.epochs_done == 2 and len(res.step_losses) == 4 and all(np.isfinite(res.step_losses))
 
 
 def test_gpu_augment_leaves_out_unreadable_images(tmp_path, capsys):
     """One corrupt file never ends a run: like the CPU pipeline, it is reported and skipped."""
-    from facespot.train.config import config_from_dict
     from facespot.train.loop import train
 
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     records = _records() + [FaceRecord(bad, [[1, 1, 20, 20]])]
-    cfg = config_from_dict({
-        "model": {"name": "faceboxes"},
-        "data": {"train": [{"format": "wider", "path": str(FIX)}], "gpu_augment": True, "gpu_side": 128, "input_size": [64, 64]},
-        "epochs": 1, "batch_size": 2, "workers": 0, "val_every": 0, "out_dir": str(tmp_path / "run"),
-        "optim": {"name": "adamw", "lr": 1e-3},
-    }, "t.yaml")
-    res = train(cfg, model=TinyNet(), train_records=records, val_records=[], progress=False)
+    res = train(_gpu_recipe(tmp_path, 1), model=TinyNet(), train_records=records, val_records=[], progress=False)
     assert len(res.step_losses) == 2  # 4 readable images, batches of 2: the broken one is never drawn
     assert "1 training image(s) could not be read and are left out (broken)" in capsys.readouterr().err

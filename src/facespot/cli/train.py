@@ -56,9 +56,6 @@ def check_train_outputs(cfg, config_path: str, resume: str | None, option: str =
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from facespot.errors import FacespotError
     from facespot.train.config import load_config
     from facespot.train.loop import train
 
@@ -74,10 +71,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     if args.init is not None:
         cfg.init = args.init
-    if cfg.init and args.resume:
-        raise FacespotError("--init starts a new run from weights; --resume continues one: give one of them")
-    if cfg.init and not Path(cfg.init).is_file():
-        raise FacespotError(f"--init {cfg.init}: weights file not found")
     check_train_outputs(cfg, args.config, args.resume, "--out" if args.out is not None else "out_dir")
     result = train(cfg, resume=args.resume, progress=args.progress)
     if result.final_weights is not None:  # rank 0

@@ -119,8 +119,8 @@ class TrainConfig:
     workers: int = 2
     amp: bool = True  # bf16 autocast on CUDA; always off on CPU
     grad_clip: float | None = 10.0
-    ema: bool = False  # keep an exponential moving average of the weights; validate and ship it
     init: str | None = None  # start from these weights (.safetensors of the same model): fine-tuning, fresh optimiser
+    ema: bool = False  # keep an exponential moving average of the weights; validate and ship it
     ema_decay: float = 0.9998
     channels_last: bool = False  # NHWC tensors: faster depthwise convolutions on CPUs and GPUs
     compile: bool = False  # torch.compile the network (pays off on long GPU runs)

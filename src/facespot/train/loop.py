@@ -402,6 +402,8 @@ def train(
     """Run a recipe. ``model``/``*_records`` may be given directly (tests, notebooks);
     otherwise they come from the recipe. ``timer`` (:class:`facespot.train.timing.StepTimer`)
     records where the time goes."""
+    if resume is not None and cfg.init:  # before any model or data is built
+        raise FacespotError("init (--init) starts a new run from weights; --resume continues one: give one of them")
     run = _Run(cfg, model, train_records, val_records, progress, timer)
     if resume is not None:
         run.resume(resume)
