@@ -3,6 +3,9 @@
     python scripts/ship_model.py runs/spotnet_s/best.safetensors spotnet-s --recipe configs/spotnet_s.yaml \
         --file spotnet_s --default --description "SpotNet-s, WIDER training split + ..."
 
+0. Models with score groups (SpotNet) get one logit offset per group, chosen on the recipe's
+   WIDER training images by the official protocol (needs ``data.wider_gt_dir``;
+   ``--no-group-offsets`` skips it): :func:`facespot.train.calibrate.choose_group_offsets`.
 1. Calibrate (:mod:`facespot.train.calibrate`) on the recipe's *training* images: the
    lowest score reaching ``--precision`` on annotated photos, at most ``--max-fp`` false
    faces per face-free photo, none on synthetic blank / noise frames; the face logit is
@@ -37,6 +40,7 @@ def main() -> int:
     p.add_argument("--blanks", type=int, default=70, help="synthetic blank / noise frames")
     p.add_argument("--precision", type=float, default=0.9)
     p.add_argument("--max-fp", type=float, default=0.01, help="false faces per face-free training photo (default 0.01)")
+    p.add_argument("--no-group-offsets", action="store_true", help="keep the score groups' offsets as they are")
     p.add_argument("--default", action="store_true")
     p.add_argument("--description", default="")
     p.add_argument("--folder", default=str(ROOT / "src" / "facespot" / "weights"), help="weights folder with the manifest (default: the package's)")
@@ -48,17 +52,19 @@ def main() -> int:
     from facespot.models.io import load_model, save_weights
     from facespot.runtime.detector import Detector
     from facespot.runtime.packaged import add_packaged
-    from facespot.train.calibrate import calibrate
+    from facespot.train.calibrate import calibrate, choose_group_offsets, group_candidates
     from facespot.train.config import load_config
     from facespot.train.sources import load_source
 
     cfg = load_config(args.recipe)
-    faces, negatives = [], []
+    faces, negatives, wider = [], [], []
     for s in cfg.data.train:
         if s.format == "synthetic":
             continue
         recs = load_source(s, cfg.source)
         (negatives if all(len(r) == 0 for r in recs) else faces).extend(recs)
+        if s.format == "wider":
+            wider.extend(recs)
     rng = np.random.default_rng(0)
     faces = [faces[i] for i in sorted(rng.choice(len(faces), min(args.faces, len(faces)), replace=False))]
     blanks = synthetic_records(args.blanks, seed=1234)  # other frames than the training ones (seed 0)
@@ -67,6 +73,19 @@ def main() -> int:
     if type(model).shift_face_logit is FaceModel.shift_face_logit:  # before minutes of calibration, not after
         print(f"ship_model: {type(model).__name__} cannot shift its face logit (calibration needs it); implement shift_face_logit", file=sys.stderr)
         return 2
+    offsets = None
+    if hasattr(model, "score_groups") and not args.no_group_offsets:
+        if not (wider and cfg.data.wider_gt_dir):
+            print("ship_model: score-group offsets need a WIDER training source and data.wider_gt_dir in the recipe "
+                  "(or --no-group-offsets)", file=sys.stderr)
+            return 2
+        from facespot.data.wider_mat import read_wider_mat
+
+        detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
+        cands = group_candidates(detector, wider)
+        offsets = choose_group_offsets(cands, read_wider_mat(cfg.data.wider_gt_dir), int(model.score_groups(64, 64).max()) + 1)
+        print(f"score groups on {len(wider)} WIDER training images: {offsets.summary()}")
+        model.add_score_offsets(offsets.offsets)
     detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
     cal = calibrate(detector, faces, negatives, blanks, args.precision, args.max_fp)
     print(f"calibration on {len(faces)} annotated, {len(negatives)} face-free, {len(blanks)} synthetic training images: {cal.summary()}")
@@ -79,6 +98,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".ship-") as tmp:
         staged = save_weights(model, Path(tmp) / f"{stem}.safetensors", {
             "calibrated_threshold": f"{cal.threshold:.6f}", "calibration": cal.summary(), "source": Path(args.weights).name,
+            **({"score_groups": offsets.summary()} if offsets is not None else {}),
         })
         if cli(["export", str(staged), "--onnx", str(Path(tmp) / f"{stem}.onnx")]) != 0:
             return 1

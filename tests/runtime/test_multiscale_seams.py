@@ -45,7 +45,9 @@ def _panorama(width=10000, height=200):
 
 def test_panorama_has_one_box_per_face_and_no_seam_fragments():
     image, truth = _panorama()
-    faces = facespot.load(mode="multiscale")(image)
+    # 0.4 (blur's threshold), not 0.5: this is about seams, and some of these faces score
+    # 0.45-0.5 whole too; a lower threshold only makes fragments likelier to show
+    faces = facespot.load(mode="multiscale", score_threshold=0.4)(image)
     boxes = np.array([f.box for f in faces]).reshape(-1, 4)
     overlap = iou(boxes, truth)
     fragments = [[round(v) for v in boxes[k]] for k in np.flatnonzero(overlap.max(axis=1) < 0.5)]

@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from facespot.data.negatives import synthetic_records
@@ -60,3 +61,25 @@ def test_spotnet_logit_shift_moves_every_score_the_same_way():
         m.shift_face_logit(-1.5)
         after = m(x)[1]
     assert torch.allclose(after, before - 1.5, atol=1e-5)
+
+
+def test_group_offsets_put_large_faces_above_tiny_false_ones():
+    """20 photos, one 100-px face each, found with logit 0 by a large-anchor group (3); in 10
+    of them a 16-px false face scores logit 1 in the smallest group (0). Plainly ranked, AP is
+    below 1 in every setting; the chosen offsets must rank every real face first (AP 1)."""
+    from facespot.data.wider_mat import SETTINGS, WiderGTImage
+    from facespot.train.calibrate import choose_group_offsets
+
+    gt, cands = [], {}
+    for i in range(20):
+        box = np.array([[50.0, 50.0, 150.0, 150.0]])
+        gt.append(WiderGTImage("0--Parade", f"p{i}", box, {s: np.array([0]) for s in SETTINGS}))
+        rows = [[52, 50, 150, 152, 0.0, 3]]
+        if i % 2:
+            rows.append([300, 300, 316, 316, 1.0, 0])
+        cands[f"0--Parade/p{i}"] = np.array(rows, np.float32)
+    got = choose_group_offsets(cands, gt, groups=6)
+    assert all(v < 0.9 for v in got.before.values())
+    assert all(v == pytest.approx(1.0) for v in got.after.values())
+    assert 1.0 + got.offsets[0] < got.offsets[3]  # the false face's logit now below the real faces'
+    assert abs(float(got.offsets.mean())) < 1e-6  # the overall level is left to the threshold shift

@@ -19,6 +19,10 @@ hundred MMACs (SCRFD, Guo et al. 2021; YuNet, Wu et al. 2023; RetinaFace, Deng e
   a quality-focal classification target (the IoU of the predicted box) and GIoU box loss
   (:mod:`facespot.train.targets`, :mod:`facespot.train.losses`): scores then rank boxes by
   how well they fit, which is what AP measures.
+* **Score offsets** per anchor group (level x anchor size), a buffer the trainer never
+  touches: set when a model ships (:func:`facespot.train.calibrate.choose_group_offsets`,
+  chosen on training images) because a quality score of 0.4 on a 16-px anchor is more often
+  a false face than 0.4 on a 128-px one, and one shared classifier cannot know that.
 * Optional ``num_keypoints`` landmark outputs (anchor-relative, like RetinaFace's).
 
 Widths: ``spotnet_n`` (~0.15 M parameters, ~0.23 GMACs at 640x480) and ``spotnet_s``
@@ -91,11 +95,18 @@ class SharedHead(nn.Module):
         # Focal-style losses start from a face prior of 1%: without it the first steps are
         # spent pushing ~10k background anchors per image down from p = 0.5.
         nn.init.constant_(self.cls.bias, -math.log((1 - 0.01) / 0.01))
+        # Face-logit offset of each (level, anchor) group; zeros until a model ships.
+        self.register_buffer("score_offsets", torch.zeros(levels, k))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before score offsets existed load with none (zeros), strictly otherwise
+        state_dict.setdefault(prefix + "score_offsets", torch.zeros_like(self.score_offsets))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, level: int) -> tuple[torch.Tensor, ...]:
         for conv, norm in zip(self.convs, self.norms[level]):
             x = F.relu(norm(conv(x)))
-        out = [self.box(x), self.cls(x)]
+        out = [self.box(x), self.cls(x) + self.score_offsets[level].view(1, -1, 1, 1)]
         if self.kps is not None:
             out.append(self.kps(x))
         return tuple(out)
@@ -157,6 +168,18 @@ class SpotNet(FaceModel):
     @torch.no_grad()
     def shift_face_logit(self, delta: float) -> None:
         self.head.cls.bias.add_(float(delta))  # one shared classifier serves every level and anchor
+
+    def score_groups(self, height: int, width: int) -> np.ndarray:
+        """The score-offset group (``level * anchors_per_cell + slot``) of every anchor."""
+        k = len(self.levels[0][1])
+        sizes = anchor_gen.level_sizes(height, width, self.levels)
+        return np.concatenate([lvl * k + np.arange(n) % k for lvl, n in enumerate(sizes)]).astype(np.int64)
+
+    @torch.no_grad()
+    def add_score_offsets(self, offsets) -> None:
+        """Add one logit offset per :meth:`score_groups` group (rankings across groups change)."""
+        off = torch.as_tensor(np.asarray(offsets, np.float32)).view_as(self.head.score_offsets)
+        self.head.score_offsets.add_(off)
 
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.pyramid_anchors(height, width, self.levels)
