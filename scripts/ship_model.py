@@ -81,9 +81,16 @@ def main() -> int:
             return 2
         from facespot.data.wider_mat import read_wider_mat
 
+        gt = read_wider_mat(cfg.data.wider_gt_dir)  # the easy / medium / hard lists of every WIDER val image
+        known = {g.key for g in gt}
+        wider = [r for r in wider if r.name in known]
+        if not wider:
+            print(f"ship_model: none of the recipe's WIDER training images is in {cfg.data.wider_gt_dir}'s ground truth "
+                  "(score-group offsets need the WIDER val lists; or --no-group-offsets)", file=sys.stderr)
+            return 2
         detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
         cands = group_candidates(detector, wider)
-        offsets = choose_group_offsets(cands, read_wider_mat(cfg.data.wider_gt_dir), int(model.score_groups(64, 64).max()) + 1)
+        offsets = choose_group_offsets(cands, gt, int(model.score_groups(64, 64).max()) + 1)
         print(f"score groups on {len(wider)} WIDER training images: {offsets.summary()}")
         model.add_score_offsets(offsets.offsets)
     detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)

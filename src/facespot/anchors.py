@@ -110,6 +110,16 @@ def pyramid_anchors(
     )
 
 
+def pyramid_groups(
+    height: int, width: int, levels: tuple[tuple[int, tuple[int, ...]], ...] = SPOTNET_LEVELS
+) -> np.ndarray:
+    """Per anchor of :func:`pyramid_anchors`, its group ``level * len(sides) + slot``: one
+    group per level and anchor size, smallest anchors first (SpotNet's score offsets)."""
+    k = len(levels[0][1])
+    sizes = level_sizes(height, width, levels)
+    return np.concatenate([lvl * k + np.arange(n) % k for lvl, n in enumerate(sizes)]).astype(np.int64)
+
+
 def level_sizes(height: int, width: int, levels: tuple[tuple[int, tuple[int, ...]], ...] = SPOTNET_LEVELS) -> list[int]:
     """Number of anchors each level of :func:`pyramid_anchors` contributes (ATSS picks per level)."""
     return [feature_size(height, s) * feature_size(width, s) * len(sides) for s, sides in levels]

@@ -261,6 +261,7 @@ def _spotnet(name: str, num_keypoints: int, head_layers: int) -> ModelSpec:
         name, lambda h, w: anchor_gen.pyramid_anchors(h, w), InputNorm(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0)),
         _SSD, num_keypoints=int(num_keypoints), train_input_size=(640, 640),
         config={"num_keypoints": int(num_keypoints), "head_layers": int(head_layers)},
+        extras={"score_groups": lambda h, w: anchor_gen.pyramid_groups(h, w)},
     )  # fmt: skip
 
 

@@ -24,6 +24,10 @@ def test_groups_are_level_and_anchor_size_smallest_first():
     sides = np.rint(anchors[:, 2] * 96).astype(int)  # (cx, cy, w, h) relative to the input
     for g, side in enumerate([16, 32, 64, 128, 256, 512]):
         assert set(sides[groups == g]) == {side}
+    from facespot.spec import model_spec
+
+    # the torch-free description that ONNX files load with says the same
+    np.testing.assert_array_equal(model_spec("spotnet_n").score_groups(64, 96), groups)
 
 
 def test_an_offset_moves_only_its_groups_logits_in_torch_and_onnx():

@@ -83,3 +83,20 @@ def test_group_offsets_put_large_faces_above_tiny_false_ones():
     assert all(v == pytest.approx(1.0) for v in got.after.values())
     assert 1.0 + got.offsets[0] < got.offsets[3]  # the false face's logit now below the real faces'
     assert abs(float(got.offsets.mean())) < 1e-6  # the overall level is left to the threshold shift
+
+
+def test_group_candidates_are_the_detectors_own_boxes_before_nms():
+    """The best raw candidate of the packaged default on a portrait is the face it reports:
+    same box in image pixels, same score; every candidate carries a valid score group."""
+    import facespot
+    from facespot.train.calibrate import group_candidates
+
+    photo = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "astronaut.jpg"
+    det = facespot.load(score_threshold=0.02)
+    cands = group_candidates(det, [FaceRecord(photo, np.zeros((0, 4)), name="astro")])["astro"]
+    assert cands.shape[1] == 6 and len(cands) > 1
+    assert set(np.unique(cands[:, 5]).astype(int)) <= set(range(6))
+    best = cands[np.argmax(cands[:, 4])]
+    face = max(det(str(photo)), key=lambda f: f.score)
+    np.testing.assert_allclose(best[:4], face.box, atol=0.05)
+    assert 1 / (1 + math.exp(-best[4])) == pytest.approx(face.score, abs=1e-4)

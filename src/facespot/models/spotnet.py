@@ -171,9 +171,7 @@ class SpotNet(FaceModel):
 
     def score_groups(self, height: int, width: int) -> np.ndarray:
         """The score-offset group (``level * anchors_per_cell + slot``) of every anchor."""
-        k = len(self.levels[0][1])
-        sizes = anchor_gen.level_sizes(height, width, self.levels)
-        return np.concatenate([lvl * k + np.arange(n) % k for lvl, n in enumerate(sizes)]).astype(np.int64)
+        return anchor_gen.pyramid_groups(height, width, self.levels)
 
     @torch.no_grad()
     def add_score_offsets(self, offsets) -> None:
