@@ -89,7 +89,14 @@ def main() -> int:
                   "(score-group offsets need the WIDER val lists; or --no-group-offsets)", file=sys.stderr)
             return 2
         detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
-        cands = group_candidates(detector, wider)
+        done = [0]
+
+        def tick() -> None:
+            done[0] += 1
+            if done[0] % 500 == 0 or done[0] == len(wider):
+                print(f"  score groups: {done[0]}/{len(wider)} WIDER training images", flush=True)
+
+        cands = group_candidates(detector, wider, progress=tick)
         offsets = choose_group_offsets(cands, gt, int(model.score_groups(64, 64).max()) + 1)
         print(f"score groups on {len(wider)} WIDER training images: {offsets.summary()}")
         model.add_score_offsets(offsets.offsets)

@@ -3,7 +3,7 @@
 ``tests/fixtures/photos/labels.json`` holds boxes drawn by hand (see the README there). The
 thresholds: recall 1 at IoU 0.5 and the default score threshold on all three labelled faces
 (frontal portraits of 90 and 170 pixels and a 70-pixel grey profile half hidden by a camera:
-the SpotNet-s default scores them 0.68, 0.64 and 0.61 on its calibrated scale, where 0.5 is its
+the SpotNet-s default scores them 0.65, 0.59 and 0.58 on its calibrated scale, where 0.5 is its
 operating point), and the face-free landscape must give nothing above the default threshold
 (false positives on held-out face-free photos: ``test_negatives_holdout.py`` and MODELS.md).
 """
