@@ -141,6 +141,8 @@ def test_packaged_onnx_is_preferred_by_onnxruntime_and_hash_checked(tmp_path, mo
     outside = export_onnx(model, tmp_path / "elsewhere.onnx")
     with pytest.raises(FacespotError, match="copy the file into"):
         add_packaged(weights, "bf", folder=pkg, onnx=outside)
+    with pytest.raises(FacespotError, match="also a model name"):  # would load untrained by that name
+        add_packaged(weights, "blazeface_front", folder=pkg)
 
 
 def test_pil_images_are_taken_as_rgb_whatever_the_flag():

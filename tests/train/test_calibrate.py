@@ -50,12 +50,13 @@ def test_threshold_meets_precision_negatives_and_blanks():
     assert math.isclose(1 / (1 + math.exp(-(math.log(cal.threshold / (1 - cal.threshold)) + cal.logit_shift))), 0.5, abs_tol=1e-6)
 
 
-def test_spotnet_logit_shift_moves_every_score_the_same_way():
+@pytest.mark.parametrize("name", ["spotnet_n", "faceboxes"])
+def test_logit_shift_moves_every_score_the_same_way(name):
     from facespot.models import build
 
     torch.manual_seed(0)
-    m = build("spotnet_n").eval()
-    x = torch.randn(1, 3, 64, 64)
+    m = build(name).eval()
+    x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         before = m(x)[1]
         m.shift_face_logit(-1.5)

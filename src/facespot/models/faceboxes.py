@@ -99,6 +99,11 @@ class FaceBoxes(FaceModel):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.features(x))
 
+    @torch.no_grad()
+    def shift_face_logit(self, delta: float) -> None:
+        for conv in self.conf:  # channel 2a + 1 is anchor a's face score (flatten_head(..., 2))
+            conv.bias[1::2] += float(delta)
+
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.faceboxes_anchors(height, width)
 

@@ -162,6 +162,11 @@ def add_packaged(
     """Register a weights file (and optionally its exported ``.onnx``), both already inside
     ``folder``, in the manifest with their SHA-256."""
     weights = Path(weights)
+    from facespot.spec import spec_names
+
+    if name in spec_names():
+        # facespot.load / --model read a bare registry name as that architecture, untrained
+        raise FacespotError(f"packaged name {name!r} is also a model name; give the weights their own (e.g. {name}-wider)")
     folder = Path(folder) if folder is not None else _package_dir(PACKAGE)
     files = [weights] + ([Path(onnx)] if onnx is not None else [])
     for f in files:
