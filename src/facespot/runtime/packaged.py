@@ -166,7 +166,9 @@ def add_packaged(
 
     if name in spec_names():
         # facespot.load / --model read a bare registry name as that architecture, untrained
-        raise FacespotError(f"packaged name {name!r} is also a model name; give the weights their own (e.g. {name}-wider)")
+        raise FacespotError(
+            f"packaged name {name!r} is also a model name; give the weights a name of their own (e.g. {name}-mydata)"
+        )
     folder = Path(folder) if folder is not None else _package_dir(PACKAGE)
     files = [weights] + ([Path(onnx)] if onnx is not None else [])
     for f in files:

@@ -98,7 +98,9 @@ def calibrate(
 # ---------------------------------------------------------------- per-group score offsets
 
 
-def group_candidates(detector, records: Sequence[FaceRecord], progress: Callable[[], None] | None = None) -> dict[str, np.ndarray]:
+def group_candidates(
+    detector, records: Sequence[FaceRecord], progress: Callable[[], None] | None = None
+) -> dict[str, np.ndarray]:
     """Every candidate above ``detector``'s score threshold, before NMS, as
     ``(N, 6) [x1, y1, x2, y2, face logit, score group]`` in image pixels, per record name.
 
