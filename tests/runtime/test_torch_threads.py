@@ -39,9 +39,10 @@ try:
             t = time.perf_counter(); det(img); ts.append(time.perf_counter() - t)
         out.append(sorted(ts)[2])
     main, worker = [], []
-    per_image(main)
-    th = threading.Thread(target=per_image, args=(worker,)); th.start(); th.join()
-    print("RESULT", main[0], worker[0])
+    for _ in range(3):  # interleaved rounds, best of each side: one noisy round decides nothing
+        per_image(main)
+        th = threading.Thread(target=per_image, args=(worker,)); th.start(); th.join()
+    print("RESULT", min(main), min(worker))
 finally:
     for h in hogs:
         h.kill()
