@@ -56,6 +56,16 @@ def logit_threshold(score_threshold: float) -> float:
     return math.log(score_threshold / (1.0 - score_threshold))
 
 
+def candidate_indices(logits: np.ndarray, opts: PostprocessOptions) -> np.ndarray:
+    """Anchors whose flat face ``logits`` pass the score threshold, at most ``pre_nms_top_k``
+    of them (the highest): steps (1) and (2) above."""
+    idx = np.flatnonzero(logits >= logit_threshold(opts.score_threshold))
+    if idx.size > opts.pre_nms_top_k:
+        part = np.argpartition(-logits[idx], opts.pre_nms_top_k - 1)[: opts.pre_nms_top_k]
+        idx = idx[part]
+    return idx
+
+
 def select_candidates(
     outputs: list[np.ndarray], anchors: np.ndarray, coding: BoxCoding, opts: PostprocessOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -64,10 +74,7 @@ def select_candidates(
     Returns ``(boxes (K, 4) xyxy normalised to the input, scores (K,), points (K, P, 2) or None)``.
     """
     logits = np.asarray(outputs[1], dtype=np.float32).reshape(-1)
-    idx = np.flatnonzero(logits >= logit_threshold(opts.score_threshold))
-    if idx.size > opts.pre_nms_top_k:
-        part = np.argpartition(-logits[idx], opts.pre_nms_top_k - 1)[: opts.pre_nms_top_k]
-        idx = idx[part]
+    idx = candidate_indices(logits, opts)
     deltas = np.asarray(outputs[0], dtype=np.float32)[idx]
     points = None
     if len(outputs) > 2 and outputs[2] is not None:

@@ -112,14 +112,13 @@ def group_candidates(
 
     model = detector.model
     out: dict[str, np.ndarray] = {}
-    floor = post.logit_threshold(detector.options.score_threshold)
     for rec in records:
         img = read_record_image(rec)
         h, w = img.shape[:2]
         view = detector._views(h, w)[0]
         net = detector.run_network(detector._normalize([render_view(img, view)]))
         logits = np.asarray(net[1][0], np.float32).reshape(-1)
-        idx = np.flatnonzero(logits >= floor)
+        idx = post.candidate_indices(logits, detector.options)  # threshold and cap as at run time
         anchors = detector.anchors(view.canvas_h, view.canvas_w)[idx]
         boxes, _, _ = decode_outputs((np.asarray(net[0][0], np.float32)[idx], logits[idx], None), anchors, model.coding)
         boxes = view.to_image(np.asarray(boxes, np.float32))
