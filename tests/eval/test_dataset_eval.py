@@ -254,3 +254,21 @@ def test_read_prediction_jsonl_failed_images_and_names(caltech_dir):
     p.write_text(json.dumps({"source": "sub/images/pic1.png", "faces": []}) + "\n\n" + json.dumps({"source": "pic2.jpg", "error": "cannot decode"}) + "\n")
     read = read_prediction_jsonl(p, recs)
     assert set(read.predictions) == {"pic1"} and read.failed == ["pic2"]
+
+
+def test_five_point_predictions_on_four_point_data_use_the_mouth_centre():
+    # RetinaFace order: eyes, nose, mouth corners. Caltech's mouth point is the corners' mean.
+    pts = _face_points(0, 0)
+    rec = _rec("a", box_from_landmarks(pts[None]), pts[None])
+    corners = [[pts[3, 0] - 2, pts[3, 1]], [pts[3, 0] + 2, pts[3, 1]]]  # 4 px apart around the mouth point
+    five = np.concatenate([pts[:3], corners]).astype(np.float32)
+    preds = {"a": ImagePredictions(rec.boxes, [0.9], five[None])}
+    auto = evaluate_dataset([rec], preds).landmarks  # identity on a 5-point model + 4-point data -> 5point
+    assert auto.mean == pytest.approx(0.0, abs=1e-6) and auto.keypoint_map == [0, 1, 2, [3, 4]]
+    explicit = evaluate_dataset([rec], preds, keypoint_map=parse_keypoint_map("0,1,2,3")).landmarks
+    assert explicit.mean == pytest.approx(2 / 6 / 4, abs=1e-6)  # one corner: 2 px off on 1 of 4 points, IOD 6
+    assert parse_keypoint_map("0,1,2,3+4") == parse_keypoint_map("5point") == (0, 1, 2, (3, 4))
+    with pytest.raises(FacespotError, match="needs 6 predicted keypoints"):
+        evaluate_dataset([rec], preds, keypoint_map=parse_keypoint_map("0,1,2,4+5"))
+    with pytest.raises(FacespotError, match="keypoint map"):
+        parse_keypoint_map("0,1,2,3+x")

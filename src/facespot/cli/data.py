@@ -77,7 +77,7 @@ def _pack(args: argparse.Namespace) -> int:
     cfg = load_config(args.recipe, args.overrides)
     out = Path(args.out)
     sources = list(cfg.data.train)
-    inputs = [args.recipe] + [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
+    inputs = [args.recipe] + [s.path for s in sources if s.path] + [p for s in sources for v in (s.include, s.exclude, s.labels) for p in (v if isinstance(v, list) else [v]) if p]
     check_outputs([Output("OUT", out, "dir"), Output(f"OUT ({DATA})", out / DATA), Output(f"OUT ({INDEX})", out / INDEX)], inputs)
     records, repeats = load_weighted_sources(cfg.data.train, cfg.source)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

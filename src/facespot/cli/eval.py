@@ -77,8 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--threshold", type=float, default=0.02, help="with --model: lowest detection score kept (default: 0.02)")
     d.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive and for landmark matching (default: 0.5)")
     d.add_argument("--keypoint-map", default="identity", metavar="MAP",
-                   help="predicted keypoint index for each data landmark: 'identity' (facespot models), 'mediapipe', "
-                        "or indices such as 0,1,2,3 (default: identity)")  # fmt: skip
+                   help="predicted keypoint index for each data landmark: 'identity' (facespot models; a 5-point model on "
+                        "4-point data: 5point), 'mediapipe', '5point' (eyes, nose, mouth centre = mean of the corners), or "
+                        "indices such as 0,1,2,3+4 (a+b: mean of two points) (default: identity)")  # fmt: skip
     d.add_argument("--landmark-threshold", type=float, default=0.5,
                    help="only detections scoring at least this are matched for NME (default: 0.5)")  # fmt: skip
     d.add_argument("--missing", choices=("error", "skip"), default="error",

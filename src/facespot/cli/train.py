@@ -47,7 +47,7 @@ def check_train_outputs(cfg, config_path: str, resume: str | None, option: str =
     out = Path(cfg.out_dir)
     sources = list(cfg.data.train) + list(cfg.data.val)
     inputs = [config_path, resume] + [cfg.data.pack, cfg.data.wider_gt_dir, cfg.init]
-    inputs += [s.path for s in sources if s.path] + [p for s in sources for p in (s.include, s.exclude) if p]
+    inputs += [s.path for s in sources if s.path] + [p for s in sources for v in (s.include, s.exclude, s.labels) for p in (v if isinstance(v, list) else [v]) if p]
     names = [n for n in TRAIN_OUTPUTS if not (resume and n == "last.pt" and resolved_path(out / n) == resolved_path(resume))]
     outputs = [Output(option, out, "dir")] + [Output(f"{option} ({n})", out / n) for n in names]
     if resume and resolved_path(out / "last.pt") == resolved_path(resume):

@@ -34,16 +34,20 @@ class Sample:
     """One training example: an RGB ``uint8`` image and its faces in pixel ``xyxy``.
 
     ``points`` is ``(N, K, 2)`` in pixels with NaN for missing, or ``None``.
-    ``name`` is carried for error messages and previews.
+    ``name`` is carried for error messages and previews. ``ignore`` (``(N,)`` bool, or
+    ``None``) marks boxes that are ignore regions, not faces: they move and are cropped
+    like faces, and the loader hands them to training apart.
     """
 
     image: np.ndarray
     boxes: np.ndarray
     points: np.ndarray | None = None
     name: str = ""
+    ignore: np.ndarray | None = None
 
     def keep(self, mask: np.ndarray) -> "Sample":
-        return replace(self, boxes=self.boxes[mask], points=None if self.points is None else self.points[mask])
+        return replace(self, boxes=self.boxes[mask], points=None if self.points is None else self.points[mask],
+                       ignore=None if self.ignore is None else self.ignore[mask])  # fmt: skip
 
 
 Transform = Callable[[Sample, np.random.Generator], Sample]

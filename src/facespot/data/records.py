@@ -34,6 +34,10 @@ class FaceRecord:
         without extension), used to match predictions to ground truth.
     size:
         ``(width, height)`` when the annotation states it, else ``None``.
+    ignore_boxes:
+        ``(M, 4)`` pixel ``xyxy`` regions training learns neither as face nor as background
+        (faces the annotation missed, found by a teacher: :mod:`facespot.data.overlay`), or
+        ``None``. They are not faces: evaluation and statistics never see them.
     """
 
     image_path: Path
@@ -42,12 +46,15 @@ class FaceRecord:
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = ""
     size: tuple[int, int] | None = None
+    ignore_boxes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.image_path = Path(self.image_path)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         if self.landmarks is not None:
             self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
+        if self.ignore_boxes is not None:
+            self.ignore_boxes = np.asarray(self.ignore_boxes, dtype=np.float32).reshape(-1, 4)
         if not self.name:
             self.name = self.image_path.stem
 

@@ -51,9 +51,13 @@ from facespot.images import IMAGE_EXTENSIONS
 #   *person's* right/left. A person's right eye is on the image's left in an unmirrored photo,
 #   so MediaPipe keypoint 0 is Caltech's "left_eye" (checked on the Caltech hold-out with the
 #   full-range model: NME 0.16 with this map, 0.60 with the eyes swapped), slots 0-3 in order.
-KEYPOINT_MAPS: dict[str, tuple[int, ...] | None] = {
+# * 5-point detectors in RetinaFace / InsightFace order (eyes, nose, mouth corners, image left
+#   first: facespot's SpotNet with landmarks): Caltech's mouth point is the mouth's centre, the
+#   mean of the two corners ("3+4").
+KEYPOINT_MAPS: dict[str, tuple | None] = {
     "identity": None,
     "mediapipe": (0, 1, 2, 3),
+    "5point": (0, 1, 2, (3, 4)),
 }
 EYE_INDICES = (0, 1)
 """True landmarks whose distance normalises the error (both Caltech and 5-point WIDER
@@ -317,24 +321,40 @@ def predict_records(detector: Any, records: Sequence[FaceRecord], progress: bool
 # ---------------------------------------------------------------------- scoring
 
 
-def parse_keypoint_map(spec: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    """``"identity"`` / ``"mediapipe"`` / ``"0,1,2,3"`` / a sequence -> index tuple (None: identity)."""
+def parse_keypoint_map(spec: str | Sequence | None) -> tuple | None:
+    """``"identity"`` / ``"mediapipe"`` / ``"5point"`` / ``"0,1,2,3+4"`` / a sequence -> map (None: identity).
+
+    Each entry is a predicted keypoint index, or ``a+b`` (a tuple): the mean of those points
+    (a mouth centre from two corners)."""
     if spec is None:
         return None
-    if isinstance(spec, str):
-        if spec in KEYPOINT_MAPS:
-            return KEYPOINT_MAPS[spec]
-        try:
-            idx = tuple(int(v) for v in spec.split(","))
-        except ValueError:
-            raise FacespotError(
-                f"keypoint map {spec!r}: expected {' or '.join(KEYPOINT_MAPS)} or comma-separated indices such as 0,1,2,3"
-            ) from None
-    else:
-        idx = tuple(int(v) for v in spec)
-    if not idx or min(idx) < 0:
+    if isinstance(spec, str) and spec in KEYPOINT_MAPS:
+        return KEYPOINT_MAPS[spec]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        idx = tuple(
+            tuple(int(v) for v in it.split("+")) if isinstance(it, str) and "+" in it
+            else tuple(int(v) for v in it) if isinstance(it, (tuple, list)) else int(it)
+            for it in items
+        )
+    except (ValueError, TypeError):
+        raise FacespotError(
+            f"keypoint map {spec!r}: expected {' or '.join(KEYPOINT_MAPS)} or comma-separated indices such as 0,1,2,3 "
+            "(a+b: the mean of two points)"
+        ) from None
+    flat = [v for e in idx for v in (e if isinstance(e, tuple) else (e,))]
+    if not idx or not flat or min(flat) < 0:
         raise FacespotError(f"keypoint map {spec!r}: indices must be non-negative")
     return idx
+
+
+def _map_points(points: np.ndarray, kmap: Sequence) -> np.ndarray:
+    """``(K, 2)`` predicted points -> one point per map entry (tuples averaged)."""
+    return np.stack([points[list(e)].mean(0) if isinstance(e, tuple) else points[e] for e in kmap])
+
+
+def _map_needs(kmap: Sequence) -> int:
+    return 1 + max(v for e in kmap for v in (e if isinstance(e, tuple) else (e,)))
 
 
 def match_detections(
@@ -394,19 +414,24 @@ def landmark_errors(
         p = predictions.get(rec.name)
         if p is None or p.keypoints is None or not len(p.boxes):
             continue
-        kmap = tuple(range(k_gt)) if keypoint_map is None else tuple(keypoint_map)
+        if keypoint_map is not None:
+            kmap = tuple(keypoint_map)
+        elif p.keypoints.shape[1] == 5 and k_gt == 4:  # a 5-point model on Caltech's eyes / nose / mouth
+            kmap = KEYPOINT_MAPS["5point"]
+        else:
+            kmap = tuple(range(k_gt))
         if len(kmap) != k_gt:
             raise FacespotError(f"keypoint map {list(kmap)} has {len(kmap)} entries; the data has {k_gt} landmarks per face")
-        if max(kmap) >= p.keypoints.shape[1]:
+        if _map_needs(kmap) > p.keypoints.shape[1]:
             raise FacespotError(
-                f"keypoint map {list(kmap)} needs {max(kmap) + 1} predicted keypoints; {rec.name} has {p.keypoints.shape[1]}"
+                f"keypoint map {list(kmap)} needs {_map_needs(kmap)} predicted keypoints; {rec.name} has {p.keypoints.shape[1]}"
             )
         used = kmap
         keep = p.scores >= score_threshold
         idx = np.flatnonzero(keep)
         match = match_detections(p.boxes[keep], p.scores[keep], rec.boxes, iou_threshold)
         for j in np.flatnonzero((match >= 0) & measurable):
-            e = face_nme(p.keypoints[idx[match[j]]][list(kmap)], gt[j], eye_indices)
+            e = face_nme(_map_points(p.keypoints[idx[match[j]]], kmap), gt[j], eye_indices)
             if np.isfinite(e):
                 errors.append(e)
     return np.asarray(errors, np.float64), n_with, used or ()
@@ -445,7 +470,7 @@ def evaluate_dataset(
             mean=float(errs.mean()) if len(errs) else float("nan"),
             median=float(np.median(errs)) if len(errs) else float("nan"),
             fraction_below_0_1=float((errs < 0.1).mean()) if len(errs) else float("nan"),
-            faces_measured=int(len(errs)), faces_with_landmarks=n_with, keypoint_map=list(used),
+            faces_measured=int(len(errs)), faces_with_landmarks=n_with, keypoint_map=[list(e) if isinstance(e, tuple) else e for e in used],
             score_threshold=landmark_threshold,
         )  # fmt: skip
     return result

@@ -138,8 +138,14 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
     return model.to(map_location).eval()
 
 
-def load_weights_into(model: torch.nn.Module, path: str | Path, map_location: str | torch.device | None = None) -> torch.nn.Module:
-    """Load a weights file into an existing model, refusing another model's weights."""
+def load_weights_into(model: torch.nn.Module, path: str | Path, map_location: str | torch.device | None = None,
+                      new_ok: tuple[str, ...] | list[str] = ()) -> torch.nn.Module:
+    """Load a weights file into an existing model, refusing another model's weights.
+
+    ``new_ok``: prefixes of this model's parameters the file may lack (say ``head.kps``: a
+    landmark head added to a detector trained without one); they keep their fresh values.
+    Anything else missing or unexpected is refused, as is a file of another model.
+    """
     model = unwrap(model)
     path = Path(path)
     meta = read_metadata(path)
@@ -152,5 +158,11 @@ def load_weights_into(model: torch.nn.Module, path: str | Path, map_location: st
             map_location = next(model.parameters()).device
         except StopIteration:
             map_location = "cpu"
-    _load_strict(model, _read_state(path, map_location), path, saved)
+    state = _read_state(path, map_location)
+    if new_ok:
+        fresh = model.state_dict()
+        for key, value in fresh.items():
+            if key not in state and any(key == p or key.startswith(p.rstrip(".") + ".") for p in new_ok):
+                state[key] = value.to(map_location)
+    _load_strict(model, state, path, saved)
     return model

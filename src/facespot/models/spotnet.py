@@ -179,6 +179,11 @@ class SpotNet(FaceModel):
         off = torch.as_tensor(np.asarray(offsets, np.float32)).view_as(self.head.score_offsets)
         self.head.score_offsets.add_(off)
 
+    @torch.no_grad()
+    def reset_score_offsets(self) -> None:
+        """Back to no offsets (before fine-tuning a shipped model: offsets are chosen at shipping)."""
+        self.head.score_offsets.zero_()
+
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.pyramid_anchors(height, width, self.levels)
 

@@ -33,13 +33,16 @@ class SourceConfig:
     path: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     # Text files of image names (one per line, ``#`` comments; relative paths are read from
-    # the recipe's folder): keep only the listed images, or all but them. A hold-out listed
+    # the recipe's folder; one file or a list of them): keep only the listed images, or all but them. A hold-out listed
     # by name stays the same split whatever the seed or the order files are read in.
-    include: str | None = None
-    exclude: str | None = None
+    include: str | list[str] | None = None
+    exclude: str | list[str] | None = None
     # How many times an epoch shows each image of this source (fractions: a fresh random
     # share each epoch), to weight sources against each other without copying files.
     repeat: float = 1.0
+    # A label overlay (facespot.data.overlay; relative paths are read from the recipe's folder):
+    # landmarks and ignore regions laid over this source's own annotation, e.g. a teacher's.
+    labels: str | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class LossConfig:
     atss_topk: int = 9  # ATSS candidates per pyramid level
     qfl_beta: float = 2.0  # quality focal loss modulating exponent
     ignore_below: float = 0.0  # ATSS: faces smaller than this (input pixels) are neither face nor background
+    ignore_region_iou: float = 0.25  # background anchors overlapping a source's ignore region this much are ignored
     pos_iou: float = 0.35
     neg_iou: float | None = None
     neg_pos_ratio: float = 3.0
@@ -120,6 +124,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA; always off on CPU
     grad_clip: float | None = 10.0
     init: str | None = None  # start from these weights (.safetensors of the same model): fine-tuning, fresh optimiser
+    # parameter prefixes the init weights may lack (e.g. [head.kps]: landmarks added to a detector trained without)
+    init_new: list[str] = field(default_factory=list)
     ema: bool = False  # keep an exponential moving average of the weights; validate and ship it
     ema_decay: float = 0.9998
     channels_last: bool = False  # NHWC tensors: faster depthwise convolutions on CPUs and GPUs
@@ -152,7 +158,12 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             return None
         inner = [a for a in get_args(tp) if a is not type(None)]
-        return _check_type(value, inner[0], where)
+        for alt in inner[:-1]:  # X | Y | None: the first type the value fits
+            try:
+                return _check_type(value, alt, where)
+            except FacespotError:
+                pass
+        return _check_type(value, inner[-1], where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise FacespotError(f"{where}: expected a mapping, got {type(value).__name__}")
@@ -301,11 +312,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     cfg = config_from_dict(data, str(path))
     # Image-name lists belong to the recipe (configs/splits/...): pin them to its folder now,
     # so the config.yaml a run saves elsewhere still points at the same files.
+    def pinned(value: str) -> str:
+        return value if Path(value).is_absolute() else str((path.parent / value).resolve())
+
     for s in cfg.data.train + cfg.data.val:
-        for attr in ("include", "exclude"):
+        for attr in ("include", "exclude", "labels"):
             value = getattr(s, attr)
-            if value and not Path(value).is_absolute():
-                setattr(s, attr, str((path.parent / value).resolve()))
+            if isinstance(value, list):
+                setattr(s, attr, [pinned(v) for v in value])
+            elif value:
+                setattr(s, attr, pinned(value))
     return cfg
 
 

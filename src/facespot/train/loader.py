@@ -36,6 +36,7 @@ class Batch:
     points: list[torch.Tensor | None]  # per image (N, K, 2) normalised, NaN = missing
     names: list[str]
     failed: list[Failed] = field(default_factory=list)
+    ignore_boxes: list[torch.Tensor | None] = field(default_factory=list)  # per image (M, 4) normalised xyxy or None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -93,15 +94,24 @@ class TrainDataset(torch.utils.data.Dataset):
             keep = (wh >= self.min_face).all(1)
             boxes = boxes[keep]
             points = None if points is None else points[keep]
+        ignore = None
+        if rec.ignore_boxes is not None and len(rec.ignore_boxes):  # ride along with the faces, flagged
+            ignore = np.r_[np.zeros(len(boxes), bool), np.ones(len(rec.ignore_boxes), bool)]
+            boxes = np.concatenate([boxes, rec.ignore_boxes.astype(np.float32)])
+            if points is not None:
+                points = np.concatenate([points, np.full((len(rec.ignore_boxes),) + points.shape[1:], np.nan, np.float32)])
         rng = np.random.default_rng([self.seed, epoch, i] + ([copy] if copy else []))
-        s = self.transform(Sample(image, boxes, points, rec.name), rng)
+        s = self.transform(Sample(image, boxes, points, rec.name, ignore), rng)
         h, w = s.image.shape[:2]
         scale = np.array([w, h, w, h], np.float32)
-        out_boxes = torch.from_numpy((s.boxes / scale).astype(np.float32)).reshape(-1, 4)
+        face = np.ones(len(s.boxes), bool) if s.ignore is None else ~s.ignore
+        out_boxes = torch.from_numpy((s.boxes[face] / scale).astype(np.float32)).reshape(-1, 4)
         out_points = None
         if s.points is not None:
-            out_points = torch.from_numpy((s.points / scale[:2]).astype(np.float32))
-        return {"image": torch.from_numpy(np.ascontiguousarray(s.image)), "boxes": out_boxes, "points": out_points, "name": rec.name}
+            out_points = torch.from_numpy((s.points[face] / scale[:2]).astype(np.float32))
+        out_ignore = None if s.ignore is None else torch.from_numpy((s.boxes[~face] / scale).astype(np.float32)).reshape(-1, 4)
+        return {"image": torch.from_numpy(np.ascontiguousarray(s.image)), "boxes": out_boxes, "points": out_points,
+                "name": rec.name, "ignore": out_ignore}  # fmt: skip
 
 
 def collate(items: list[dict[str, Any] | Failed]) -> Batch:
@@ -112,7 +122,8 @@ def collate(items: list[dict[str, Any] | Failed]) -> Batch:
         images = torch.stack([x["image"] for x in ok])
     else:
         images = torch.zeros(0, 1, 1, 3, dtype=torch.uint8)
-    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed)
+    return Batch(images, [x["boxes"] for x in ok], [x["points"] for x in ok], [x["name"] for x in ok], failed,
+                 [x.get("ignore") for x in ok])  # fmt: skip
 
 
 def worker_init(worker_id: int) -> None:

@@ -84,6 +84,21 @@ def resolve_input_size(cfg: TrainConfig, model: Any) -> tuple[int, int]:
     return tuple(int(v) for v in getattr(model, "train_input_size", (640, 640)))  # type: ignore[return-value]
 
 
+def start_from_weights(model: Any, path: str | Path, new_ok: list[str] | tuple[str, ...] = ()) -> None:
+    """Load ``init`` weights for fine-tuning. A shipped model carries its calibration (a face-logit
+    shift recorded as ``calibrated_threshold``, score-group offsets): both are undone, so training
+    continues from what was trained and the next shipping step calibrates afresh."""
+    from facespot.models.io import load_weights_into, read_metadata
+
+    load_weights_into(model, path, "cpu", new_ok=tuple(new_ok))
+    meta = read_metadata(path)
+    if "calibrated_threshold" in meta and hasattr(model, "shift_face_logit"):
+        p = min(max(float(meta["calibrated_threshold"]), 1e-6), 1 - 1e-6)
+        model.shift_face_logit(float(np.log(p / (1 - p))))  # 0.5 was moved to p: move it back
+    if hasattr(model, "reset_score_offsets"):
+        model.reset_score_offsets()
+
+
 def _weights_path_note(path: Path | None) -> str:
     return f"{path}" if path is not None and path.exists() else "none written yet"
 
@@ -207,9 +222,7 @@ class _Run:
 
         model = build(cfg.model.name, **cfg.model.options) if model is None else model
         if cfg.init:  # fine-tuning: weights only; optimiser, schedule and EMA start afresh
-            from facespot.models.io import load_weights_into
-
-            load_weights_into(model, cfg.init, "cpu")
+            start_from_weights(model, cfg.init, cfg.init_new)
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -65,6 +65,7 @@ def compute_targets(cfg: TrainConfig, model: Any, batch: Any, anchors: torch.Ten
         lc.pos_iou, lc.neg_iou, pred_deltas if model.coding.kind == "grid" else None,
         assigner=assigner, level_sizes=level_sizes(model, size) if assigner == "atss" else None, atss_topk=lc.atss_topk,
         aspect=(float(size[1]), float(size[0])), ignore_below=lc.ignore_below,
+        ignore_boxes=getattr(batch, "ignore_boxes", None) or None, ignore_iou=lc.ignore_region_iou,
     )
 
 

@@ -17,12 +17,21 @@ from facespot.errors import FacespotError
 from facespot.train.config import SourceConfig
 
 
-def read_name_list(path: str, where: str) -> set[str]:
-    """Image names of a split file (one per line, ``#`` starts a comment), found next to
-    the recipe when the path is relative."""
+def recipe_relative(path: str, where: str) -> Path:
+    """A file that comes with a recipe (split list, label overlay): relative paths are read
+    from the recipe's folder."""
     p = Path(path)
     if not p.is_absolute() and where and Path(where).exists():
         p = Path(where).parent / p
+    return p
+
+
+def read_name_list(path: str | list[str], where: str) -> set[str]:
+    """Image names of a split file (one per line, ``#`` starts a comment), found next to
+    the recipe when the path is relative; a list of files gives the union of their names."""
+    if isinstance(path, list):
+        return set().union(*(read_name_list(p, where) for p in path)) if path else set()
+    p = recipe_relative(path, where)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -31,7 +40,8 @@ def read_name_list(path: str, where: str) -> set[str]:
 
 
 def load_source(s: SourceConfig, where: str) -> list[FaceRecord]:
-    """Records of one source, filtered by its ``include`` / ``exclude`` name lists."""
+    """Records of one source, filtered by its ``include`` / ``exclude`` name lists, with its
+    label overlay (``labels``) laid over them."""
     from facespot.data.formats import open_records
 
     got = open_records(s.path, s.format, **s.options) if s.options else open_records(s.path, s.format)
@@ -43,6 +53,10 @@ def load_source(s: SourceConfig, where: str) -> list[FaceRecord]:
     if s.exclude:
         drop = read_name_list(s.exclude, where)
         got = [r for r in got if r.name not in drop]
+    if s.labels:
+        from facespot.data.overlay import apply_overlay
+
+        got = apply_overlay(got, recipe_relative(s.labels, where))
     return got
 
 

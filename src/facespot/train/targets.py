@@ -280,6 +280,8 @@ def build_targets(
     atss_topk: int = 9,
     aspect: tuple[float, float] = (1.0, 1.0),
     ignore_below: float = 0.0,
+    ignore_boxes: Sequence[torch.Tensor | None] | None = None,
+    ignore_iou: float = 0.25,
 ) -> Targets:
     """Targets for a batch.
 
@@ -304,6 +306,11 @@ def build_targets(
     ignore_below:
         ATSS only: faces with a shorter side below this many input pixels are ignored
         (neither face nor background).
+    ignore_boxes:
+        Per image ``(M, 4)`` normalised ``xyxy`` ignore regions (faces the annotation lacks) or
+        ``None``: an anchor left as background that overlaps one by ``ignore_iou`` or more is
+        ignored instead. Anchors positive for a real face stay positive. Grid coding has no
+        background to spare and does not use them.
     """
     device = anchors.device
     n_img, a = len(gt_boxes), anchors.shape[0]
@@ -321,6 +328,8 @@ def build_targets(
         labels, matched = match_anchors_batch(gt, img, n_img, B.cxcywh_to_xyxy(anchors), pos_iou, neg_iou)
     else:
         raise ValueError(f"unknown assigner {assigner!r}; use 'iou' or 'atss'")
+    if ignore_boxes is not None:
+        ignore_regions(labels, ignore_boxes, B.cxcywh_to_xyxy(anchors), ignore_iou)
     pos = labels == POSITIVE
     box_t = torch.zeros(n_img, a, 4, dtype=torch.float32, device=device)
     gt_t = torch.zeros(n_img, a, 4, dtype=torch.float32, device=device)
@@ -344,6 +353,22 @@ def build_targets(
             pts_t[pos] = torch.where(valid[..., None], enc, torch.zeros_like(enc))
             pts_m[pos] = valid
     return Targets(labels, box_t, gt_t, pts_t, pts_m)
+
+
+def ignore_regions(labels: torch.Tensor, regions: Sequence[torch.Tensor | None], anchors_xyxy: torch.Tensor,
+                   min_iou: float) -> None:
+    """Relabel, in place, background anchors overlapping an ignore region by ``min_iou`` or more."""
+    parts = [torch.zeros(0, 4) if r is None else r for r in regions]
+    if not any(len(p) for p in parts):
+        return
+    n_img, a = labels.shape
+    gt, img = stack_faces(parts, labels.device)
+    overlap = B.iou(gt, anchors_xyxy.to(gt))  # (M, A)
+    best = overlap.new_zeros(n_img * a).scatter_reduce_(
+        0, (img[:, None] * a + torch.arange(a, device=labels.device)[None, :]).reshape(-1), overlap.reshape(-1),
+        reduce="amax", include_self=True,
+    ).view(n_img, a)
+    labels[(labels == BACKGROUND) & (best >= min_iou)] = IGNORE
 
 
 def _grid_targets(gt_boxes: Sequence[torch.Tensor], cells: torch.Tensor, pred_deltas: torch.Tensor | None) -> Targets:
