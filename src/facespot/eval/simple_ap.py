@@ -59,6 +59,41 @@ def overlaps(pred_boxes: np.ndarray, true_boxes: np.ndarray) -> np.ndarray:
         return np.nan_to_num(B.iou(a, b), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def match_image(
+    rec: FaceRecord, boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy matching of one image's detections, best score first.
+
+    Returns ``(order, tp, keep, face)`` over the detections in ``order`` (descending score):
+    ``tp`` a real face taken, ``keep`` False for a detection that only overlaps an ignored face
+    (neither true nor false), ``face`` the taken face's index (-1 for none).
+    """
+    ign = _ignored(rec)
+    pb = np.asarray(boxes, np.float64).reshape(-1, 4)
+    ps = np.asarray(scores, np.float32).reshape(-1)
+    order = np.argsort(-ps, kind="stable")
+    pb = pb[order]
+    tp = np.zeros(len(ps), bool)
+    keep = np.ones(len(ps), bool)
+    face = np.full(len(ps), -1, np.int64)
+    if len(rec) and len(ps):
+        overlap = overlaps(pb, rec.boxes)
+        taken = np.zeros(len(rec), bool)
+        for d in range(len(ps)):
+            o = overlap[d]
+            # a detection goes to the best free real face first, then to ignored faces
+            o_real = np.where(~taken & ~ign, o, -1.0)
+            j = int(o_real.argmax())
+            if o_real[j] >= iou_threshold:
+                tp[d] = True
+                taken[j] = True
+                face[d] = j
+                continue
+            if ign.any() and o[ign].max() >= iou_threshold:
+                keep[d] = False
+    return order, tp, keep, face
+
+
 def evaluate_ap(
     records: Sequence[FaceRecord],
     predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -73,30 +108,11 @@ def evaluate_ap(
     all_keep: list[np.ndarray] = []
     n_faces = 0
     for rec in records:
-        ign = _ignored(rec)
-        n_faces += int((~ign).sum())
+        n_faces += int((~_ignored(rec)).sum())
         pb, ps = predictions.get(rec.name, (np.zeros((0, 4), np.float32), np.zeros(0, np.float32)))
-        pb = np.asarray(pb, np.float64).reshape(-1, 4)
         ps = np.asarray(ps, np.float32).reshape(-1)
-        order = np.argsort(-ps, kind="stable")
-        pb, ps = pb[order], ps[order]
-        tp = np.zeros(len(ps), bool)
-        keep = np.ones(len(ps), bool)
-        if len(rec) and len(ps):
-            overlap = overlaps(pb, rec.boxes)
-            taken = np.zeros(len(rec), bool)
-            for d in range(len(ps)):
-                o = overlap[d].copy()
-                # a detection goes to the best free real face first, then to ignored faces
-                o_real = np.where(~taken & ~ign, o, -1.0)
-                j = int(o_real.argmax())
-                if o_real[j] >= iou_threshold:
-                    tp[d] = True
-                    taken[j] = True
-                    continue
-                if ign.any() and o[ign].max() >= iou_threshold:
-                    keep[d] = False
-        all_scores.append(ps)
+        order, tp, keep, _ = match_image(rec, pb, ps, iou_threshold)
+        all_scores.append(ps[order])
         all_tp.append(tp)
         all_keep.append(keep)
     scores = np.concatenate(all_scores) if all_scores else np.zeros(0)

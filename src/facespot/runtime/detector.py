@@ -38,6 +38,16 @@ from facespot.runtime.preprocess import View, normalize, plan_view, render_view,
 
 
 @dataclass
+class Candidates:
+    """Raw candidates of one image (:meth:`Detector.candidates`), before NMS."""
+
+    boxes: np.ndarray  # (N, 4) xyxy in image pixels, clipped to the image
+    logits: np.ndarray  # (N,) face logits (score = sigmoid)
+    anchors: np.ndarray  # (N,) index of each candidate's anchor on the canvas
+    canvas: tuple[int, int]  # (height, width) of the canvas the network saw
+
+
+@dataclass
 class Face:
     """One detected face, in pixels of the image that was passed in.
 
@@ -250,6 +260,24 @@ class Detector:
             results = self._detect_views(arrays, timing)
         self.last_timing = timing
         return results
+
+    def candidates(self, image: Any, rgb: bool | None = None) -> "Candidates":
+        """Every candidate of one image above the score threshold (capped at ``pre_nms_top_k``),
+        before NMS, as ``facespot detect`` sees the image (its resize policy, the whole image in
+        one view): what shipping-time calibration chooses score offsets and thresholds from."""
+        flag = self.rgb if rgb is None else bool(rgb)
+        img = to_rgb_array(image, flag, self.options.max_pixels)
+        h, w = img.shape[:2]
+        view = self._views(h, w)[0]
+        out = self.run_network(self._normalize([render_view(img, view)]))
+        logits = np.asarray(out[1][0], np.float32).reshape(-1)
+        idx = post.candidate_indices(logits, self.options)
+        anchors = self.anchors(view.canvas_h, view.canvas_w)
+        boxes, _, _ = post.decode_outputs((np.asarray(out[0][0], np.float32)[idx], logits[idx], None), anchors[idx], self.model.coding)
+        boxes = view.to_image(np.asarray(boxes, np.float32))
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        return Candidates(boxes, logits[idx], idx, (view.canvas_h, view.canvas_w))
 
     def _views(self, height: int, width: int) -> list[View]:
         o = self.options

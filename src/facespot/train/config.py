@@ -49,6 +49,9 @@ class SourceConfig:
 class DataConfig:
     train: list[SourceConfig] = field(default_factory=list)
     val: list[SourceConfig] = field(default_factory=list)
+    # Annotated images held out of training *and* validation for the shipping step
+    # (scripts/ship_model.py: the threshold that becomes 0.5, score-group offsets); never trained on.
+    calibration: list[SourceConfig] = field(default_factory=list)
     val_split: float = 0.0  # fraction of the train records held out when ``val`` is empty
     val_limit: int | None = 200  # images of the val set scored per evaluation (None = all)
     input_size: list[int] | None = None  # (height, width); None = the model's train_input_size
@@ -233,7 +236,7 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise bad("data.train must list at least one source ({format: ..., path: ...}) or data.pack a training pack")
     if cfg.data.gpu_side < 16 or not cfg.data.gpu_crop_scales or min(cfg.data.gpu_crop_scales) <= 0:
         raise bad("data.gpu_side must be >= 16 and data.gpu_crop_scales positive numbers")
-    for i, s in enumerate(cfg.data.train + cfg.data.val):
+    for i, s in enumerate(cfg.data.train + cfg.data.val + cfg.data.calibration):
         if not s.path and s.format != "synthetic":
             raise bad(f"data source {i} has no path")
         if not (0 <= s.repeat < float("inf")):
@@ -315,7 +318,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     def pinned(value: str) -> str:
         return value if Path(value).is_absolute() else str((path.parent / value).resolve())
 
-    for s in cfg.data.train + cfg.data.val:
+    for s in cfg.data.train + cfg.data.val + cfg.data.calibration:
         for attr in ("include", "exclude", "labels"):
             value = getattr(s, attr)
             if isinstance(value, list):

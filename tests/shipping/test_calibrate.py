@@ -1,4 +1,4 @@
-"""Score calibration: the threshold found by hand-checked numbers, and the logit shift."""
+"""Score calibration: thresholds from hand-checked numbers, budgets met exactly, the logit shift."""
 
 import math
 from pathlib import Path
@@ -10,7 +10,7 @@ import torch
 from facespot.data.negatives import synthetic_records
 from facespot.data.records import FaceRecord
 from facespot.runtime.detector import Face
-from facespot.train.calibrate import calibrate
+from facespot.shipping.calibrate import calibrate, check_budgets, count_threshold, logit, precision_threshold, sigmoid
 
 FIX = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "train" / "images" / "0--Synth" / "synth_0.png"
 
@@ -43,11 +43,62 @@ def test_threshold_meets_precision_negatives_and_blanks():
 
     calls = {"n": 0}
     cal = calibrate(FakeDetector(table), [face], neg, blanks, precision=0.6, max_fp_per_image=0.02)
-    assert math.isclose(cal.precision_threshold, 0.7, rel_tol=1e-6)  # lowest score with cumulative precision >= 0.6
-    assert float(np.float32(0.45)) < cal.negatives_threshold <= 0.45 + 1e-6  # 2 false faces allowed in 100 photos: 0.55 and 0.5 pass, 0.45 not
-    assert float(np.float32(0.3)) < cal.blank_threshold <= 0.3 + 1e-6  # no false face at all on blank frames
-    assert cal.threshold == cal.precision_threshold and math.isclose(cal.recall_at_threshold, 1.0)
-    assert math.isclose(1 / (1 + math.exp(-(math.log(cal.threshold / (1 - cal.threshold)) + cal.logit_shift))), 0.5, abs_tol=1e-6)
+    # precision by level: 0.9 -> 1, 0.8 -> 1/2, 0.7 -> 2/3, 0.6 -> 2/4; the lowest level meeting 0.6 is 0.7,
+    # so the threshold lies halfway (in logit) between 0.7 (admitted) and 0.6 (refused)
+    assert cal.precision_threshold == pytest.approx(sigmoid((logit(0.7) + logit(0.6)) / 2))
+    # 2 false faces allowed in 100 photos: 0.55 and 0.5 pass, 0.45 not
+    assert cal.negatives_threshold == pytest.approx(sigmoid((logit(0.5) + logit(0.45)) / 2))
+    assert 0.3 < cal.blank_threshold < 0.32  # no false face at all on blank frames: just above 0.3
+    assert cal.threshold == cal.precision_threshold
+    assert cal.at_threshold.precision == pytest.approx(2 / 3) and cal.recall_at_threshold == 1.0
+    assert cal.fp_per_image_at_threshold == 0.0 and cal.blank_faces_at_threshold == 0
+    assert math.isclose(sigmoid(logit(cal.threshold) + cal.logit_shift), 0.5, abs_tol=1e-9)
+
+
+def test_count_budget_is_met_exactly_in_the_float32_network():
+    """The bug of the first calibration: a threshold one float64 ulp above a float32 score is the
+    same float32 number, so the boundary false face still counted (4 on 314 photos against 3
+    allowed). Thresholds now sit halfway between admitted and refused scores, and the shifted
+    float32 scores are counted as the shipped network computes them."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        scores = rng.uniform(0.05, 0.99, size=rng.integers(1, 40)).astype(np.float32)
+        if trial % 3 == 0:  # ties at the boundary
+            scores[: len(scores) // 2] = scores[0]
+        allowed = int(rng.integers(0, 6))
+        t = count_threshold(scores, allowed)
+        shifted = 1 / (1 + np.exp(-(np.log(scores / (1 - scores)) - np.float32(logit(t))).astype(np.float32)))
+        assert int((shifted >= np.float32(0.5)).sum()) <= allowed
+        assert int((scores >= t).sum()) <= allowed
+        if len(scores) > allowed:  # the lowest such threshold: the next score up would pass
+            refused = np.sort(scores)[::-1][allowed]
+            above = scores[scores > refused]
+            if len(above):
+                assert int((scores >= above.min()).sum()) <= allowed and t <= above.min()
+    assert count_threshold(np.array([0.9, 0.8], np.float32), 2) == 0.0  # all may pass: no constraint
+
+
+def test_precision_threshold_handles_ties_and_misses():
+    face = FaceRecord(FIX, [[0, 0, 10, 10], [20, 20, 30, 30]], name="f")
+    preds = {"f": (np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]]), np.array([0.8, 0.8, 0.4]))}
+    # the tied level 0.8 holds one true and one false detection: precision 1/2 there, 2/3 at 0.4
+    assert precision_threshold([face], preds, 0.6) == pytest.approx(sigmoid(logit(0.4) - 0.05))
+    assert precision_threshold([face], preds, 0.9) == 1.0  # no level reaches it: nothing may pass
+
+
+def test_check_budgets_names_every_broken_budget():
+    face = FaceRecord(FIX, [[10, 10, 50, 50]], name="f")
+    neg = [FaceRecord(FIX, np.zeros((0, 4)), name=f"n{i}") for i in range(10)]
+
+    class Det:
+        def __call__(self, image, rgb=True):
+            if image.shape[:2] == (256, 256):
+                return [Face((200, 200, 240, 240), 0.7)]  # a false face everywhere
+            return [Face((0, 0, 5, 5), 0.6)]
+
+    got = check_budgets(Det(), [face], neg, synthetic_records(2), precision=0.9, max_fp_per_image=0.1)
+    assert not got.ok and len(got.problems) == 3
+    assert got.fp_per_image == 1.0 and got.blank_faces == 2 and got.at_threshold.precision == 0.0
 
 
 @pytest.mark.parametrize("name", ["spotnet_n", "faceboxes"])
@@ -69,7 +120,7 @@ def test_group_offsets_put_large_faces_above_tiny_false_ones():
     of them a 16-px false face scores logit 1 in the smallest group (0). Plainly ranked, AP is
     below 1 in every setting; the chosen offsets must rank every real face first (AP 1)."""
     from facespot.data.wider_mat import SETTINGS, WiderGTImage
-    from facespot.train.calibrate import choose_group_offsets
+    from facespot.shipping.calibrate import choose_group_offsets
 
     gt, cands = [], {}
     for i in range(20):
@@ -90,7 +141,7 @@ def test_group_candidates_are_the_detectors_own_boxes_before_nms():
     """The best raw candidate of the packaged default on a portrait is the face it reports:
     same box in image pixels, same score; every candidate carries a valid score group."""
     import facespot
-    from facespot.train.calibrate import group_candidates
+    from facespot.shipping.calibrate import group_candidates
 
     photo = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "astronaut.jpg"
     det = facespot.load(score_threshold=0.02)

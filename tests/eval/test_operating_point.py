@@ -1,0 +1,43 @@
+"""Recall by face size and precision at one threshold, against hand-counted cases."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facespot.data.records import FaceRecord
+from facespot.eval.operating_point import operating_point
+
+
+def _rec(name, boxes, invalid=None):
+    attrs = {"invalid": np.asarray(invalid, np.int64)} if invalid is not None else {}
+    return FaceRecord(Path(f"/x/{name}.jpg"), np.asarray(boxes, np.float32), attributes=attrs, name=name)
+
+
+def test_recall_by_height_and_precision_are_hand_counted():
+    # image a: faces 10, 20 and 40 px high (the 20-px one marked invalid); image b: a 30-px face.
+    a = _rec("a", [[0, 0, 10, 10], [50, 50, 70, 70], [100, 100, 140, 140]], invalid=[0, 1, 0])
+    b = _rec("b", [[0, 0, 30, 30]])
+    preds = {
+        "a": (np.array([[0, 0, 10, 10], [50, 50, 70, 70], [100, 100, 140, 140], [300, 300, 330, 330]]),
+              np.array([0.9, 0.8, 0.3, 0.7])),  # 10 px found, invalid one found (ignored), 40 px below 0.5, a false one
+        "b": (np.array([[1, 0, 30, 30]]), np.array([0.6])),  # IoU 29/30: found
+    }  # fmt: skip
+    op = operating_point([a, b], preds, 0.5)
+    # counted detections at >= 0.5: the 10-px face (true), the false one, b's face (true); the invalid one is neither
+    assert (op.detections, op.true_detections) == (3, 2)
+    assert op.precision == pytest.approx(2 / 3)
+    # real faces >= 16 px: 40 (missed), 30 (found) -> 1/2; >= 32 px: only the 40-px one -> 0
+    assert op.faces == {16: 2, 24: 2, 32: 1}
+    assert op.recall[16] == pytest.approx(0.5) and op.recall[24] == pytest.approx(0.5) and op.recall[32] == 0.0
+    low = operating_point([a, b], preds, 0.2)
+    assert low.recall[32] == 1.0 and low.precision == pytest.approx(3 / 4)
+
+
+def test_nothing_detected_is_nan_precision_and_zero_recall():
+    op = operating_point([_rec("a", [[0, 0, 40, 40]])], {}, 0.5)
+    assert math.isnan(op.precision) and op.recall[24] == 0.0 and op.detections == 0
+    assert "recall of faces" in op.summary()
