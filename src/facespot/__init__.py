@@ -8,7 +8,8 @@ Quick start::
     for face in faces:
         print(face.box, face.score)
 
-``load``, ``Detector`` and ``Face`` are imported lazily, so ``import facespot`` stays light
+``facespot.align(image, face)`` gives the 112x112 ArcFace crop of a face from its 5 landmarks.
+``load``, ``Detector``, ``Face`` and ``align`` are imported lazily, so ``import facespot`` stays light
 (no torch, no ONNX Runtime until a detector is built).
 """
 
@@ -28,9 +29,10 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-__all__ = ["Detector", "Face", "FacespotError", "__version__", "load"]
+__all__ = ["Detector", "Face", "FacespotError", "__version__", "align", "load"]
 
-_LAZY = {"load": "facespot.runtime.detector", "Detector": "facespot.runtime.detector", "Face": "facespot.runtime.detector"}
+_LAZY = {"load": "facespot.runtime.detector", "Detector": "facespot.runtime.detector", "Face": "facespot.runtime.detector",
+         "align": "facespot.runtime.align"}
 
 
 def __getattr__(name: str):
