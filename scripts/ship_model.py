@@ -13,6 +13,8 @@
    noise frames; the face logit is shifted so that score becomes 0.5 (rankings and AP unchanged).
 2. Export ONNX (checked against PyTorch by ``facespot export``), then measure the exported file
    -- what will ship -- at 0.5 on the same images: every budget must hold, or nothing ships.
+   ``--half`` stores both files' weights as float16 (half the bytes, float32 compute): the
+   check then runs on the rounded weights.
 3. Move both files into ``src/facespot/weights/`` under names that carry their content hash
    (``FILE-<sha256[:8]>.safetensors`` / ``.onnx``), then switch the manifest in one atomic
    replace and remove the files it no longer lists: a failure at any step leaves the packaged
@@ -68,6 +70,8 @@ def main() -> int:
     p.add_argument("--no-group-offsets", action="store_true", help="keep the score groups' offsets as they are")
     p.add_argument("--eval-split", default=str(ROOT.parent / "shared" / "data" / "wider-val-eval"),
                    help="the evaluation split's folder: none of its images may be used here")
+    p.add_argument("--half", action="store_true",
+                   help="store both files' weights as float16 (half the size; computed in float32; the budget check runs on them)")
     p.add_argument("--default", action="store_true")
     p.add_argument("--description", default="")
     p.add_argument("--folder", default=str(ROOT / "src" / "facespot" / "weights"), help="weights folder with the manifest (default: the package's)")
@@ -149,9 +153,9 @@ def main() -> int:
             "calibration_budgets": f"precision >= {args.precision} on {len(faces)} held-out images; <= {args.max_fp} false "
                                    f"faces per face-free training photo ({len(negatives)}); none on {len(blanks)} blank frames",
             **({"score_groups": offsets.summary()} if offsets is not None else {}),
-        })  # fmt: skip
+        }, half=args.half)  # fmt: skip
         staged_onnx = Path(tmp) / f"{stem}.onnx"
-        if cli(["export", str(staged), "--onnx", str(staged_onnx)]) != 0:
+        if cli(["export", str(staged), "--onnx", str(staged_onnx)] + (["--half"] if args.half else [])) != 0:
             return fail("ONNX export failed; nothing shipped", 1)
         shipped = facespot.load(str(staged_onnx), score_threshold=0.02)
         check = check_budgets(shipped, faces, negatives, blanks, args.precision, args.max_fp,

@@ -41,10 +41,13 @@ def _options(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "name"}
 
 
-def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
+def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[str, str] | None = None,
+                 half: bool = False) -> Path:
     """Write ``model``'s weights to ``path`` atomically (temp file + ``os.replace``).
 
-    A crash mid-write never leaves a truncated file where a good one was.
+    A crash mid-write never leaves a truncated file where a good one was. ``half`` stores
+    floating-point tensors as float16 (half the file; loading casts them back to the model's
+    float32), for packaged weights.
     """
     from safetensors.torch import save_file
 
@@ -60,12 +63,16 @@ def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[
     except TypeError as exc:
         raise FacespotError(f"model {name!r}: config is not JSON-serialisable ({exc})") from None
     metadata = {META_MODEL: name, META_CONFIG: config_json, META_VERSION: __version__}
+    if half:
+        metadata["weights_dtype"] = "float16"
     metadata.update(extra_metadata or {})
 
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for key, value in model.state_dict().items():
         t = value.detach().cpu().contiguous()
+        if half and t.is_floating_point():
+            t = t.half()
         if t.data_ptr() in seen and t.numel():  # tied tensors: safetensors refuses shared storage
             t = t.clone()
         seen.add(t.data_ptr())
