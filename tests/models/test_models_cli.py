@@ -17,6 +17,11 @@ def test_models_lists_packaged_weights_and_backbones(capsys):
     for backbone in ("pool_resnet", "mobilenet_v3", "mobilenet_v3_small"):
         assert f"yolo backbone={backbone}" in out
     assert any(line.split()[0] == "yolo" for line in out.splitlines() if line.strip())  # the default backbone
+    # each architecture row says which packaged names are trained weights of it ("—": none)
+    rows = {line.split("  ")[0].strip(): line for line in out.split("\n\n")[0].splitlines()[2:]}
+    for key, entry in read_manifest()["models"].items():
+        assert any(key in line for label, line in rows.items() if label.split()[0] == entry["model"]), key
+    assert rows["blazeface_back"].rstrip().endswith("—")
 
 
 def test_models_card_of_a_packaged_name(capsys):

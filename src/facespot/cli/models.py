@@ -111,6 +111,29 @@ def _packaged_rows() -> tuple[list[list[str]], str | None]:
     return rows, data.get("default")
 
 
+def _trained_names() -> dict[tuple[str, str | None], list[str]]:
+    """``(model, backbone or None) -> packaged names`` trained for it (read from the files' metadata)."""
+    import json
+
+    from facespot.errors import FacespotError
+    from facespot.models.io import META_CONFIG, read_metadata
+    from facespot.runtime.packaged import _package_dir, read_manifest
+
+    data = read_manifest() or {"models": {}}
+    out: dict[tuple[str, str | None], list[str]] = {}
+    for key, entry in sorted(data["models"].items()):
+        if not isinstance(entry, dict) or not entry.get("model"):
+            continue
+        backbone = None
+        try:
+            config = json.loads(read_metadata(_package_dir(None) / str(entry.get("file"))).get(META_CONFIG, "{}"))
+            backbone = config.get("backbone")
+        except (FacespotError, ValueError, AttributeError):
+            pass
+        out.setdefault((str(entry["model"]), backbone), []).append(key)
+    return out
+
+
 def _card_text(model, extra: list[str] | None = None) -> str:
     from facespot.models import card
 
@@ -158,15 +181,25 @@ def run(args: argparse.Namespace) -> int:
         raise FacespotError("--option needs a model NAME")
     from facespot import models
 
+    trained = _trained_names()
+
+    def names_for(name: str, model) -> str:
+        got = trained.get((name, model.config.get("backbone")), [])
+        if model.config.get("backbone") == meta_build(name).config.get("backbone"):  # the family's own default
+            got = got + trained.get((name, None), [])
+        return ", ".join(sorted(set(got))) or "—"
+
     rows = []
     for name in models.available():
         model = meta_build(name)
-        rows.append(_row(name, model))
+        rows.append(_row(name, model) + [names_for(name, model)])
         for backbone in _backbone_variants(model):
-            rows.append(_row(f"{name} backbone={backbone}", meta_build(name, {"backbone": backbone})))
-    print(_table(rows, ["model", "params", "MACs", "at (WxH)", "anchors", "input size"]))
+            variant = meta_build(name, {"backbone": backbone})
+            rows.append(_row(f"{name} backbone={backbone}", variant) + [names_for(name, variant)])
+    print(_table(rows, ["model", "params", "MACs", "at (WxH)", "anchors", "input size", "trained (packaged)"]))
     print("\nMACs and anchors at 640x480, or at the model's fixed input size. `facespot models NAME` shows a card;")
-    print("`--option backbone=...` picks another backbone.")
+    print("`--option backbone=...` picks another backbone. \"trained\": packaged weights of that architecture (`--model NAME`);")
+    print("the others build untrained (train them with `facespot train`).")
     packaged, default = _packaged_rows()
     if packaged:
         print(f"\nPackaged trained weights (`--model NAME`, facespot.load(NAME); `default` is {default}):\n")
