@@ -41,6 +41,15 @@ def test_raw_pack_roundtrip_scales_faces_keeps_repeats_and_skips_bad(tmp_path):
     assert len(r[2]) == 0 and pack.image(2).ndim == 3  # synthetic frames are rendered, not stored
 
 
+def test_ignore_regions_of_an_overlay_are_packed_and_scaled(tmp_path):
+    rec = _records()[0]
+    rec.ignore_boxes = np.array([[10, 20, 50, 60]], np.float32)
+    write_pack([rec, _records()[1]], tmp_path / "p", max_side=128)
+    back = Pack(tmp_path / "p").records()
+    np.testing.assert_allclose(back[0].ignore_boxes, [[5, 10, 25, 30]], atol=1e-3)  # 256 -> 128 px
+    assert back[1].ignore_boxes is None
+
+
 def test_a_record_with_landmarks_but_no_faces_packs(tmp_path):
     rec = FaceRecord(_records()[0].image_path, np.zeros((0, 4)), np.zeros((0, 5, 2)))
     write_pack([rec], tmp_path / "p", max_side=64)

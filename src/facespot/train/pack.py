@@ -5,7 +5,7 @@ much as augmenting it, and it competes with the training step for the same cores
 rented or lent GPU the data has to travel first (a lent machine takes 64 MiB). A pack is
 
 * ``index.json``: per image its name, original path, packed size, scale, faces and
-  landmarks in packed pixels, and where its bytes are;
+  landmarks (and ignore regions of a label overlay) in packed pixels, and where its bytes are;
 * ``images.bin``: the images one after another, either ``raw`` RGB pixels (read back by
   memory mapping: no decoding at all) or re-encoded ``jpeg`` / ``webp`` (small, for moving).
 
@@ -83,7 +83,9 @@ def write_pack(
             entries.append({
                 **entry, "width": nw, "height": nh, "scale": [fx, fy], "offset": offset, "nbytes": len(data),
                 "boxes": (rec.boxes * np.array([fx, fy, fx, fy], np.float32)).round(3).tolist(), "landmarks": pts,
-            })
+                **({"ignore": (rec.ignore_boxes * np.array([fx, fy, fx, fy], np.float32)).round(3).tolist()}
+                   if rec.ignore_boxes is not None and len(rec.ignore_boxes) else {}),
+            })  # fmt: skip
             offset += len(data)
     meta = {"format": FORMAT, "encoding": encoding, "max_side": int(max_side), "images": entries, "skipped": skipped}
     (folder / INDEX).write_text(json.dumps(meta), encoding="utf-8")
@@ -153,7 +155,9 @@ class Pack:
                 lm = np.array([[[np.nan if v is None else v for v in pt] for pt in face] for face in e["landmarks"]], np.float32)
                 lm = lm.reshape(len(e["boxes"]), -1, 2)
             size = (e["width"], e["height"]) if "width" in e else None
-            out.append(FaceRecord(Path(e["path"]), np.asarray(e["boxes"], np.float32).reshape(-1, 4), lm, name=e["name"], size=size))
+            ignore = np.asarray(e["ignore"], np.float32).reshape(-1, 4) if e.get("ignore") else None
+            out.append(FaceRecord(Path(e["path"]), np.asarray(e["boxes"], np.float32).reshape(-1, 4), lm, name=e["name"], size=size,
+                                  ignore_boxes=ignore))  # fmt: skip
         return out
 
     def repeats(self) -> list[float]:
