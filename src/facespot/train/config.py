@@ -58,7 +58,7 @@ class DataConfig:
     min_face: float = 0.0  # drop ground-truth faces smaller than this (pixels, before augmentation)
     pack: str | None = None  # a training pack folder (`facespot data pack`) read instead of data.train
     # The whole training set on the device, cropped / flipped / resized / colour-jittered
-    # there in batches (facespot.train.device_data; no landmarks). gpu_side: long side kept.
+    # there in batches (facespot.train.device_data; no landmarks, no ignore regions). gpu_side: long side kept.
     gpu_augment: bool = False
     gpu_side: int = 1024
     gpu_crop_scales: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6, 0.8, 1.0])
