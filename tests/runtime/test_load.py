@@ -171,3 +171,31 @@ def test_packaged_entry_declares_its_model_and_load_checks_it(tmp_path, monkeypa
     (pkg / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(FacespotError, match="declares model 'faceboxes' but the file holds 'blazeface_front'"):
         facespot.load("default", backend="torch")
+
+
+def test_reshipping_a_name_never_leaves_the_default_failing_its_hash_check(tmp_path, monkeypatch):
+    """scripts/ship_model.py writes new files under new names, then switches the manifest in one
+    atomic step: a failure before the switch leaves the old default loading; after it, the new
+    one loads and the old files are gone."""
+    from facespot.errors import OutputError
+
+    pkg = _fake_package(tmp_path, monkeypatch)
+    torch.manual_seed(0)
+    old = save_weights(build("blazeface_front"), pkg / "bf-aaaa.safetensors")
+    add_packaged(old, "bf", folder=pkg, default=True)
+    torch.manual_seed(1)
+    new = save_weights(build("blazeface_front"), pkg / "bf-bbbb.safetensors")
+
+    def broken(path, write, suffix=".tmp"):  # the disk fills up while the manifest is written
+        raise OutputError(f"{path}: cannot write (No space left on device)")
+
+    monkeypatch.setattr("facespot.runtime.packaged.write_atomically", broken)
+    with pytest.raises(OutputError):
+        add_packaged(new, "bf", folder=pkg, default=True)
+    assert resolve_packaged("default", package=pkg.name) == old  # still the old one, hash intact
+    monkeypatch.undo()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_packaged(new, "bf", folder=pkg, default=True)
+    assert resolve_packaged("default", package=pkg.name) == new
+    assert not old.exists()  # no entry lists it any more
+    assert not list(pkg.glob(".manifest.json*"))  # no temporary manifest left behind

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 
 PACKAGE = "facespot.weights"
 MANIFEST = "manifest.json"
@@ -160,7 +161,11 @@ def add_packaged(
     onnx: str | Path | None = None,
 ) -> dict[str, Any]:
     """Register a weights file (and optionally its exported ``.onnx``), both already inside
-    ``folder``, in the manifest with their SHA-256."""
+    ``folder``, in the manifest with their SHA-256.
+
+    The manifest is replaced in one atomic step (temporary file + rename): until then the old
+    entry and its files are what loads, after it the new ones. Files of a replaced entry that no
+    entry lists any more are removed afterwards (a failure there leaves only a stray file)."""
     weights = Path(weights)
     from facespot.spec import spec_names
 
@@ -182,8 +187,18 @@ def add_packaged(
     entry: dict[str, Any] = {"file": weights.name, "sha256": sha256_file(weights), "model": model, "description": description}
     if onnx is not None:
         entry.update(onnx=Path(onnx).name, onnx_sha256=sha256_file(onnx))
-    data.setdefault("models", {})[name] = entry
+    old = data.setdefault("models", {}).get(name) or {}
+    data["models"][name] = entry
     if default:
         data["default"] = name
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    listed = {str(e.get(k)) for e in data["models"].values() if isinstance(e, dict) for k in ("file", "onnx") if e.get(k)}
+    for k in ("file", "onnx"):
+        stale = old.get(k)
+        if stale and str(stale) not in listed and "/" not in str(stale) and (folder / str(stale)).is_file():
+            try:
+                (folder / str(stale)).unlink()
+            except OSError:
+                pass
     return data
