@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 import json
 
 import numpy as np
@@ -130,3 +131,25 @@ def test_recipe_source_reads_its_overlay(tmp_path):
     (rec,) = load_sources(cfg.data.train, str(recipe))
     assert rec.landmarks.shape == (1, 5, 2) and rec.ignore_boxes.shape == (1, 4)
     json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])
+
+
+def test_caltech_points_fill_a_five_point_models_eyes_and_nose_only(tmp_path):
+    """Caltech's fourth point is the mouth's centre: it must not teach slot 3 (a mouth corner)."""
+    from facespot.train.config import config_from_dict
+    from facespot.train.sources import load_sources
+
+    root = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "caltech"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("")
+    src = {"format": "caltech", "path": str(root), "keypoints": [0, 1, 2, None, None]}
+    cfg = config_from_dict({"data": {"train": [src]}}, str(recipe))
+    plain = load_sources(config_from_dict({"data": {"train": [{"format": "caltech", "path": str(root)}]}}, str(recipe)).data.train, str(recipe))
+    mapped = load_sources(cfg.data.train, str(recipe))
+    for a, b in zip(plain, mapped):
+        pa, pb = a.landmarks.reshape(len(a), -1, 2), b.landmarks
+        assert pb.shape == (len(a), 5, 2)
+        np.testing.assert_array_equal(pb[:, :3], pa[:, :3])
+        assert np.isnan(pb[:, 3:]).all()
+    bad = config_from_dict({"data": {"train": [{**src, "keypoints": [0, 7]}]}}, str(recipe))
+    with pytest.raises(FacespotError, match="names point 7"):
+        load_sources(bad.data.train, str(recipe))

@@ -43,6 +43,10 @@ class SourceConfig:
     # A label overlay (facespot.data.overlay; relative paths are read from the recipe's folder):
     # landmarks and ignore regions laid over this source's own annotation, e.g. a teacher's.
     labels: str | None = None
+    # The model's landmark slots filled from this source's points: slot j takes the source's point
+    # keypoints[j] (null: not annotated). Caltech's eyes / nose / mouth centre for a 5-point model
+    # (eyes, nose, mouth corners): [0, 1, 2, null, null]. Unset: the source's own order.
+    keypoints: list[int | None] | None = None
 
 
 @dataclass

@@ -57,7 +57,26 @@ def load_source(s: SourceConfig, where: str) -> list[FaceRecord]:
         from facespot.data.overlay import apply_overlay
 
         got = apply_overlay(got, recipe_relative(s.labels, where))
+    if s.keypoints is not None:
+        got = [remap_keypoints(r, s.keypoints, where) for r in got]
     return got
+
+
+def remap_keypoints(rec: FaceRecord, slots: Sequence[int | None], where: str = "") -> FaceRecord:
+    """``rec`` with its landmarks in the model's slots: slot j takes point ``slots[j]`` (None: NaN).
+    A record without landmarks keeps none."""
+    if rec.landmarks is None:
+        return rec
+    pts = rec.landmarks.reshape(len(rec), -1, 2)
+    bad = [v for v in slots if v is not None and not 0 <= v < pts.shape[1]]
+    if bad:
+        raise FacespotError(f"{where}: keypoints {list(slots)} names point {bad[0]}, but {rec.name} has {pts.shape[1]} points")
+    out = np.full((len(rec), len(slots), 2), np.nan, np.float32)
+    for j, v in enumerate(slots):
+        if v is not None:
+            out[:, j] = pts[:, v]
+    rec.landmarks = out
+    return rec
 
 
 def load_sources(sources: Sequence[SourceConfig], where: str) -> list[FaceRecord]:
