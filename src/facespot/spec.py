@@ -118,8 +118,6 @@ class ModelSpec:
         """``(B, H, W, 3)`` uint8 RGB -> normalised ``(B, 3, H, W)`` float32, as ``FaceModel.preprocess``.
 
         NumPy in, NumPy out; a torch tensor in gives a torch tensor out (for torch callers)."""
-        from facespot.runtime.preprocess import normalize
-
         is_torch = type(images_rgb_uint8).__module__.startswith("torch")
         arr = images_rgb_uint8.cpu().numpy() if is_torch else np.asarray(images_rgb_uint8)
         n = self.input_norm
@@ -129,6 +127,28 @@ class ModelSpec:
 
             return torch.from_numpy(x)
         return x
+
+
+def normalize(images_rgb: Sequence[np.ndarray], mean, std, channel_order: str = "RGB") -> np.ndarray:
+    """Same-size ``HxWx3`` uint8 RGB images -> ``(B, 3, H, W)`` float32, as ``FaceModel.preprocess``.
+
+    NumPy twin of the torch method, so the ONNX path needs no torch. One fused
+    subtract-and-cast per channel plane straight into the output (about 10x faster than
+    cast, subtract, transpose, copy), and it reads strided views (a BGR array seen as RGB)
+    without copying them first.
+    """
+    b = len(images_rgb)
+    h, w = images_rgb[0].shape[:2]
+    out = np.empty((b, 3, h, w), np.float32)
+    src = (2, 1, 0) if channel_order == "BGR" else (0, 1, 2)
+    mean = np.asarray(mean, np.float32)
+    inv = (1.0 / np.asarray(std, np.float64)).astype(np.float32)
+    for i, img in enumerate(images_rgb):
+        for c in range(3):
+            np.subtract(img[:, :, src[c]], mean[c], out=out[i, c], dtype=np.float32)
+            if inv[c] != 1.0:
+                out[i, c] *= inv[c]
+    return out
 
 
 SpecFunction = Callable[..., ModelSpec]

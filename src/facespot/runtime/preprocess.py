@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from facespot.errors import FacespotError
+from facespot.spec import normalize  # noqa: F401  (how a model wants its pixels: the spec's; re-exported here)
 
 PAD_VALUE = 114
 """Letterbox fill, the trainer's (``Resize.fill``)."""
@@ -141,28 +142,6 @@ def render_view(image: np.ndarray, view: View) -> np.ndarray:
     canvas = np.full((view.canvas_h, view.canvas_w, 3), PAD_VALUE, np.uint8)
     canvas[: view.new_h, : view.new_w] = patch
     return canvas
-
-
-def normalize(images_rgb: Sequence[np.ndarray], mean, std, channel_order: str = "RGB") -> np.ndarray:
-    """Same-size ``HxWx3`` uint8 RGB images -> ``(B, 3, H, W)`` float32, as ``FaceModel.preprocess``.
-
-    NumPy twin of the torch method, so the ONNX path needs no torch. One fused
-    subtract-and-cast per channel plane straight into the output (about 10x faster than
-    cast, subtract, transpose, copy), and it reads strided views (a BGR array seen as RGB)
-    without copying them first.
-    """
-    b = len(images_rgb)
-    h, w = images_rgb[0].shape[:2]
-    out = np.empty((b, 3, h, w), np.float32)
-    src = (2, 1, 0) if channel_order == "BGR" else (0, 1, 2)
-    mean = np.asarray(mean, np.float32)
-    inv = (1.0 / np.asarray(std, np.float64)).astype(np.float32)
-    for i, img in enumerate(images_rgb):
-        for c in range(3):
-            np.subtract(img[:, :, src[c]], mean[c], out=out[i, c], dtype=np.float32)
-            if inv[c] != 1.0:
-                out[i, c] *= inv[c]
-    return out
 
 
 def tile_crops(width: int, height: int, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
