@@ -278,3 +278,13 @@ def test_every_registered_family_takes_a_training_step(tmp_path, name):
     cfg = recipe(tmp_path, batch_size=2, max_iters_per_epoch=1, data={"train": [{"format": "wider", "path": "x"}], "input_size": size})
     res = train(cfg, model=model, train_records=fixture_records(), val_records=[], progress=False)
     assert len(res.step_losses) == 1 and np.isfinite(res.step_losses[0])
+
+
+def test_a_run_logging_to_a_file_shows_plain_progress_lines(tmp_path, capsys, monkeypatch):
+    """No terminal, no bar: a background run's log still says where it is and how fast."""
+    monkeypatch.setattr("facespot.train.loop.PLAIN_PROGRESS_EVERY", 1)
+    records = fixture_records()
+    train(recipe(tmp_path, data={"train": [{"format": "wider", "path": "x"}], "input_size": [64, 64]}, batch_size=2),
+          model=TinyNet(), train_records=records, val_records=[], progress=False)  # fmt: skip
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("facespot train: epoch 1/1, step")]
+    assert len(lines) == 2 and "img/s" in lines[0] and "epoch done in" in lines[0]

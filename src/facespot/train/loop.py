@@ -48,6 +48,9 @@ from facespot.train.sources import load_sources, load_weighted_sources, split_ho
 from facespot.train.timing import NullTimer
 
 
+PLAIN_PROGRESS_EVERY = 100  # steps between progress lines when stderr is not a terminal (no bar)
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -350,6 +353,10 @@ class _Run:
             rate = seen * self.info.world_size / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.1f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             bar.update(1)
+            if self.main and not self.progress and (it + 1) % PLAIN_PROGRESS_EVERY == 0:  # a log file, not a terminal
+                left = (iters - it - 1) * (time.perf_counter() - t0) / (it + 1)
+                print(f"facespot train: epoch {epoch + 1}/{self.cfg.epochs}, step {it + 1}/{iters}, loss {loss:.3f}, "
+                      f"{rate:.1f} img/s, epoch done in {left / 60:.0f} min", file=sys.stderr, flush=True)  # fmt: skip
         bar.close()
         del batches  # an iterator stopped early hands its workers back for the next epoch
         self.result.step_losses.extend(losses)
