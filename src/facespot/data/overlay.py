@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from facespot import boxes as B
 from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError
 
@@ -106,14 +107,6 @@ def _checked(obj: dict[str, Any], header: dict[str, Any], path: Path, lineno: in
     return {"boxes": boxes, "keypoints": pts, "ignore": ignore}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
-
-
 def apply_overlay(records: list[FaceRecord], path: str | Path) -> list[FaceRecord]:
     """Records with the overlay's landmarks and ignore regions added (records are changed in place)."""
     header, entries = read_overlay(path)
@@ -132,7 +125,7 @@ def apply_overlay(records: list[FaceRecord], path: str | Path) -> list[FaceRecor
             raise FacespotError(f"{path}: {rec.name}: the source has {rec.landmarks.reshape(len(rec), -1, 2).shape[1]}-point "
                                 f"landmarks, the overlay {k}-point ones")  # fmt: skip
         lm = np.full((len(rec), k, 2), np.nan, np.float32) if rec.landmarks is None else rec.landmarks.reshape(len(rec), k, 2).copy()
-        iou = _iou(rec.boxes, e["boxes"])
+        iou = B.iou(rec.boxes.astype(np.float64), e["boxes"].astype(np.float64))
         best = iou.argmax(1)
         for i in np.flatnonzero(iou.max(1) >= MATCH_IOU):
             if np.isnan(lm[i]).all():  # the source's own points win
