@@ -47,10 +47,7 @@ def build(min_score: float, threads: int):
     net.backend = "onnxrt"
     net.onnx_input_name = "input.1"
     net.onnx_output_names = ["537", "538", "539", "540"]
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so = common.ort_options(threads)
     graph = cfm.CenterFace.dynamicize_shapes(onnx.load(cfm.default_onnx_path))
     net.sess = ort.InferenceSession(graph.SerializeToString(), so, providers=["CPUExecutionProvider"])
 

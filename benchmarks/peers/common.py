@@ -74,6 +74,18 @@ def pin_cpus(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+def ort_options(threads: int):
+    """ONNX Runtime session options as facespot's own backend sets them: ``threads`` intra-op
+    threads, one inter-op, sequential (for the peers that run an ONNX graph)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return so
+
+
 def fail(prog: str, msg: str) -> None:
     print(f"{prog}: error: {msg}", file=sys.stderr)
     raise SystemExit(2)

@@ -37,10 +37,7 @@ def build(min_score: float, threads: int):
     import retinaface
 
     cv2.setNumThreads(threads)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so = common.ort_options(threads)
     retinaface.ONNX_SESSION = ort.InferenceSession(retinaface.WEIGHTS, so, providers=["CPUExecutionProvider"])
 
     def detect(bgr):
