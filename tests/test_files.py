@@ -71,16 +71,18 @@ def test_two_outputs_on_one_file_are_refused(tmp_path):
     assert out.read_bytes() == b"old"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="permissions do not bind root")
-def test_read_only_folder(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        with pytest.raises(FacespotError, match="cannot create it"):
-            check_outputs([Output("--json", ro / "x.jsonl")])
-    finally:
-        ro.chmod(0o755)
+def test_read_only_folder(read_only_folder, permissions_bind):
+    target = read_only_folder / "x.jsonl"
+    code = (
+        "from facespot.errors import FacespotError\nfrom facespot.files import Output, check_outputs\n"
+        f"try:\n    check_outputs([Output('--json', {str(target)!r})])\n"
+        "except FacespotError as exc:\n    print('REFUSED', exc)"
+    )
+    proc = permissions_bind("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"REFUSED --json {target}: cannot create it in {read_only_folder}"), proc.stdout
+    assert "Permission denied" in proc.stdout
+    assert not list(read_only_folder.iterdir())
 
 
 def test_write_atomically_errors_are_facespot_errors(tmp_path):
@@ -91,3 +93,20 @@ def test_write_atomically_errors_are_facespot_errors(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(FacespotError, match="cannot write"):
         write_atomically(tmp_path / "d", lambda tmp: open(tmp, "w").write("x"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_write_atomically_keeps_the_umask_and_never_changes_it(tmp_path, monkeypatch):
+    """The umask is one per process: setting it, even for an instant, gives the files another
+    thread creates meanwhile the wrong permissions (issue 20, item 12)."""
+    real_umask = os.umask
+    before = real_umask(0o027)
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real_umask(mask))
+    try:
+        out = write_atomically(tmp_path / "w.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+    finally:
+        real_umask(before)
+    assert calls == []
+    assert out.read_bytes() == b"x" and (out.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["w.bin"]

@@ -120,3 +120,89 @@ def test_pixel_types_from_files(tmp_path, array, ok):
     else:
         with pytest.raises(FacespotError, match=str(p.name)):
             read_image(p)
+
+
+# ---------------------------------------------------------------------- every format, real files
+
+
+def pillow_oriented(path: Path, displayed_rgb: np.ndarray, orientation: int, mode: str = "RGB", **save) -> None:
+    """Write ``displayed_rgb`` stored as ``orientation`` says, with Pillow (an independent writer):
+    TIFF carries the tag in its own IFD, JPEG / PNG / WebP in an EXIF block."""
+    from PIL import Image
+
+    stored = np.ascontiguousarray(STORED[orientation](displayed_rgb))
+    if mode == "RGB":
+        im = Image.fromarray(stored)
+    elif mode == "RGBA":
+        im = Image.fromarray(np.dstack([stored, np.full(stored.shape[:2], 255, np.uint8)]))
+    elif mode == "L":
+        im = Image.fromarray(stored[:, :, 1].copy())
+    else:  # "I;16": 16-bit gray
+        im = Image.fromarray(stored[:, :, 1].astype(np.uint16) * 257)
+    if path.suffix == ".tiff":
+        im.save(path, tiffinfo={274: orientation}, **save)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        im.save(path, exif=exif, **save)
+
+
+def _expect(displayed_rgb: np.ndarray, mode: str) -> np.ndarray:
+    return displayed_rgb if mode in ("RGB", "RGBA") else np.repeat(displayed_rgb[:, :, 1:2], 3, axis=2)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("ext,save", [(".jpg", {"quality": 95}), (".png", {}), (".webp", {"lossless": True}), (".tiff", {})])
+def test_every_format_reads_as_displayed(tmp_path, displayed, ext, save, orientation):
+    """Oriented files of every format, as this OpenCV decodes them: the orientation is applied
+    exactly once (OpenCV's TIFF decoder applies it itself; facespot adds it for the others)."""
+    from PIL import Image, ImageOps
+
+    rgb = np.ascontiguousarray(displayed[:, :, ::-1])
+    p = tmp_path / f"o{ext}"
+    pillow_oriented(p, rgb, orientation, **save)
+    assert exif_orientation(p.read_bytes()) == orientation
+    img = read_image(p)
+    with Image.open(p) as im:  # what a viewer shows
+        shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert img.shape == shown.shape == rgb.shape
+    tol = 3 if ext == ".jpg" else 0
+    assert np.abs(img.astype(int) - shown).mean() <= tol and np.abs(img.astype(int) - rgb).mean() <= tol
+    assert image_size(p) == (rgb.shape[1], rgb.shape[0])
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("mode,save", [("RGB", {"compression": "tiff_lzw"}), ("RGB", {"compression": "jpeg"}), ("RGBA", {}),
+                                       ("L", {}), ("I;16", {})])  # fmt: skip
+def test_tiff_layouts_read_as_displayed(tmp_path, displayed, mode, save, orientation):
+    rgb = np.ascontiguousarray(displayed[:, :, ::-1])
+    p = tmp_path / "o.tiff"
+    pillow_oriented(p, rgb, orientation, mode, **save)
+    img = read_image(p)
+    want = _expect(rgb, mode)
+    assert img.shape == want.shape
+    assert np.abs(img.astype(int) - want).mean() <= (3 if save.get("compression") == "jpeg" else 1)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_oriented_tiff_is_detected_and_blurred_upright(tmp_path, orientation):
+    """The CLI on a phone-style TIFF: the face found where the viewer shows it, and blurred."""
+    from facespot.cli import main
+
+    upright = cv2.imread(str(PHOTO.parent / "grace_hopper.jpg"))  # 512 wide, 600 tall, one face
+    p = tmp_path / "phone.tiff"
+    pillow_oriented(p, np.ascontiguousarray(upright[:, :, ::-1]), orientation)
+    js = tmp_path / "f.jsonl"
+    assert main(["detect", str(p), "--json", str(js)]) == 0
+    row = json.loads(js.read_text())
+    want = [f.box for f in __import__("facespot").load()(upright)]
+    assert (row["width"], row["height"]) == (512, 600) and len(row["faces"]) == len(want) == 1
+    np.testing.assert_allclose(row["faces"][0]["box"], want[0], atol=2)
+    out = tmp_path / "blurred.tiff"
+    assert main(["blur", str(p), "--out", str(out)]) == 0
+    blurred = read_image(out)[:, :, ::-1].astype(int)
+    x1, y1, x2, y2 = (int(v) for v in want[0])
+    face = (slice(y1 + 10, y2 - 10), slice(x1 + 10, x2 - 10))
+    assert blurred.shape == upright.shape
+    assert np.abs(blurred[face] - upright[face]).mean() > 8  # the face is hidden
+    assert np.abs(blurred[:40] - upright[:40]).mean() < 1  # the rest is the photo, upright

@@ -5,13 +5,29 @@ input, fail early with one line when a path cannot be written)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from facespot.errors import FacespotError, OutputError
+
+
+def create_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """``(fd, name)`` of a new file with a unique hidden name beside ``path``, open for reading
+    and writing. Its permissions are what a plain ``open()`` gives (0o666 less the umask, which
+    the kernel applies): ``tempfile.mkstemp`` makes 0600 files, and reading the umask means
+    setting it, which other threads would see (their files made with the wrong mode)."""
+    for _ in range(100):
+        name = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
 def write_atomically(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
@@ -21,15 +37,14 @@ def write_atomically(path: str | Path, write: Callable[[str], object], suffix: s
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        fd, tmp = create_beside(path, suffix)
+        mode = os.fstat(fd).st_mode & 0o7777  # what a plain open() gives here (0o666 less the umask)
     except OSError as exc:  # read-only, no permission, a file where the folder should be
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)  # mkstemp makes 0600 files; give the result the usual permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, mode)  # a writer that replaced the file (safetensors does) may have made it private
         os.replace(tmp, path)
     except OSError as exc:  # disk full, the target is a folder, ...
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None

@@ -21,7 +21,10 @@ PNG ``eXIf``, WebP ``EXIF``, a TIFF's own tag) is applied, as browsers, phones a
 viewers do -- phones often store a portrait photo sideways with orientation 6. Detection
 boxes, saved images and :func:`image_size` (which reads the tag from the header too) all
 refer to the photo as the user sees it. OpenCV's ``IMREAD_UNCHANGED`` (needed for 16-bit and
-alpha) ignores the tag, so it is read and applied here, the same for every caller.
+alpha) ignores the tag of JPEG, PNG and WebP but its TIFF decoder applies it itself (4.13 and
+5.1 alike, whatever the flags), so the tag is read here and applied exactly once: whether this
+OpenCV already did is found out from a tiny sample of each format and orientation
+(:func:`opencv_applies_orientation`), never assumed from a version number.
 
 Pixel types (:func:`to_uint8`): ``uint8`` as is; ``uint16`` keeps the top 8 bits (16-bit
 PNG / TIFF); other integer types are taken by their value range and must lie in 0..255;
@@ -31,7 +34,9 @@ silently wrong picture.
 
 from __future__ import annotations
 
+import functools
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -271,6 +276,92 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _exif_tiff(orientation: int, e: str = "<") -> bytes:
+    """A minimal EXIF (TIFF) block: IFD0 with one entry, Orientation."""
+    head = (b"II" if e == "<" else b"MM") + struct.pack(e + "HI", 42, 8)
+    return head + struct.pack(e + "H", 1) + struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(e + "I", 0)
+
+
+def _oriented_sample(fmt: str, bgr: np.ndarray, orientation: int) -> bytes | None:
+    """``bgr`` (uint8, 3 channels) encoded as ``fmt`` with an EXIF orientation tag; None for
+    formats that carry none (BMP) or that this OpenCV cannot encode."""
+    h, w = bgr.shape[:2]
+    if fmt == "tiff":  # uncompressed baseline RGB, one strip; OpenCV's encoder writes no orientation
+        entries = [(256, 4, w), (257, 4, h), (258, 3, 8), (259, 3, 1), (262, 3, 2), (273, 4, 0), (274, 3, orientation),
+                   (277, 3, 3), (278, 4, h), (279, 4, w * h * 3), (284, 3, 1)]  # fmt: skip
+        pixels_at = 8 + 2 + 12 * len(entries) + 4 + 8  # after the IFD and BitsPerSample's three values
+        ifd = struct.pack("<H", len(entries))
+        for tag, kind, value in entries:
+            if tag == 258:  # three SHORTs: stored after the IFD
+                ifd += struct.pack("<HHII", tag, kind, 3, pixels_at - 8)
+            elif tag == 273:
+                ifd += struct.pack("<HHII", tag, kind, 1, pixels_at)
+            else:
+                ifd += struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        head = b"II" + struct.pack("<HI", 42, 8)
+        return head + ifd + struct.pack("<I", 0) + struct.pack("<4H", 8, 8, 8, 0) + np.ascontiguousarray(bgr[:, :, ::-1]).tobytes()
+    ext = {"jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 100]), "png": (".png", []), "webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])}
+    if fmt not in ext:
+        return None
+    try:
+        ok, buf = cv2.imencode(ext[fmt][0], bgr, ext[fmt][1])
+    except cv2.error:
+        return None
+    if not ok:
+        return None
+    data = buf.tobytes()
+    if fmt == "jpeg":
+        body = b"Exif\x00\x00" + _exif_tiff(orientation, ">")
+        return data[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + data[2:]
+    if fmt == "png":
+        exif = _exif_tiff(orientation)
+        chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif) & 0xFFFFFFFF)
+        return data[:33] + chunk + data[33:]  # after the signature and IHDR
+    chunks = list(_webp_chunks(data))  # a simple WebP: one image chunk; EXIF needs the extended form
+    if len(chunks) != 1:
+        return None
+    exif = b"Exif\x00\x00" + _exif_tiff(orientation)
+    vp8x = struct.pack("<B3x", 0x08) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    body = b"WEBP"
+    for kind, payload in ((b"VP8X", vp8x), chunks[0], (b"EXIF", exif)):
+        body += kind + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) & 1 else b"")
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@functools.lru_cache(maxsize=None)
+def opencv_applies_orientation(fmt: str | None, orientation: int) -> bool:
+    """True when this OpenCV's ``IMREAD_UNCHANGED`` decode of ``fmt`` (a :func:`sniff_format`
+    name) already turns the pixels by the EXIF ``orientation``.
+
+    Found out once per process by decoding a tiny oriented sample (six flat 16x16 blocks of
+    distinct colours, so every turn, mirror and a red/blue swap show), because OpenCV changes
+    this between releases and formats: its TIFF decoder applies the tag (4.13, 5.1), its JPEG,
+    PNG and WebP decoders do not under ``IMREAD_UNCHANGED``.
+    """
+    if fmt is None or orientation == 1:
+        return False
+    blocks = np.array([[[0, 40, 250], [90, 200, 10]], [[250, 120, 60], [30, 90, 160]], [[200, 0, 120], [120, 250, 0]]], np.uint8)
+    stored = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)  # 48 x 32, BGR
+    data = _oriented_sample(fmt, stored, orientation)
+    if data is None:
+        return False
+    got = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    shown = apply_orientation(stored, orientation)
+    if got is None or got.shape != shown.shape:
+        return False
+    centres = (slice(8, None, 16), slice(8, None, 16))  # block centres: JPEG blurs colour across block edges
+    return bool(np.abs(got[centres].astype(np.int16) - shown[centres]).max() <= 24)
+
+
+def orient_decoded(img: np.ndarray, data: bytes) -> np.ndarray:
+    """Pixels as OpenCV decoded ``data`` -> as displayed: the EXIF orientation applied unless
+    OpenCV applied it already (:func:`opencv_applies_orientation`)."""
+    orientation = exif_orientation(data)
+    if orientation == 1 or opencv_applies_orientation(sniff_format(data), orientation):
+        return img
+    return apply_orientation(img, orientation)
+
+
 # ---------------------------------------------------------------------- sizes of files
 
 
@@ -376,11 +467,15 @@ def to_rgb(img: np.ndarray, what: str | Path = "image") -> np.ndarray:
 # ---------------------------------------------------------------------- decoding
 
 
-def decode_pixels(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image") -> np.ndarray:
-    """Strictly decode encoded bytes to ``uint8`` samples *as stored*, in OpenCV's layout.
+def decode_pixels(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image", keep_16_bits: bool = False
+) -> np.ndarray:
+    """Strictly decode encoded bytes to ``uint8`` samples as OpenCV decodes them, in its layout.
 
     ``HxW`` (gray), ``HxWx2`` (gray + alpha), ``HxWx3`` (BGR) or ``HxWx4`` (BGRA); the EXIF
-    orientation is not applied. All the checks of :func:`decode_image` (see the module
+    orientation may or may not be applied (OpenCV's TIFF decoder applies it, the others do
+    not): :func:`orient_decoded` finishes the job. ``keep_16_bits``: ``uint16`` samples stay
+    ``uint16`` (for writers that keep them). All the checks of :func:`decode_image` (see the module
     docstring) are made here; a refusal raises :class:`FacespotError` naming ``what``
     (:class:`TooManyPixels` for the pixel limit). For callers that need more than RGB (the
     server keeps alpha and grayscale to encode its answer alike); others use
@@ -415,7 +510,7 @@ def decode_pixels(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str |
         raise FacespotError(f"{what}: image has zero size")
     if img.shape[0] * img.shape[1] > max_pixels:  # the header lied, or a format without one read here
         raise TooManyPixels(what, img.shape[1], img.shape[0], max_pixels)
-    return to_uint8(img, what)
+    return img if keep_16_bits and img.dtype == np.uint16 else to_uint8(img, what)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | Path = "image") -> np.ndarray:
@@ -427,8 +522,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | 
     header before decoding where the format's header is read, and after decoding), raises
     :class:`FacespotError` naming ``what``.
     """
-    img = to_rgb(decode_pixels(data, max_pixels, what), what)
-    return apply_orientation(img, exif_orientation(data))
+    return orient_decoded(to_rgb(decode_pixels(data, max_pixels, what), what), data)
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -449,6 +543,26 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if not data:
         raise FacespotError(f"{path}: image file is empty (0 bytes)")
     return decode_image(data, max_pixels, what=path)
+
+
+def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file's samples as displayed, in the file's own layout: ``HxW`` gray, ``HxWx3``
+    RGB or ``HxWx4`` RGBA (gray with alpha becomes RGBA), ``uint8`` or ``uint16``. For writers
+    that give back what came in (``facespot blur`` keeps alpha, gray and 16 bits, as the
+    server does); :func:`read_image` is the 8-bit RGB every detector takes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FacespotError(f"{path}: cannot read image ({exc})") from exc
+    img = orient_decoded(decode_pixels(data, max_pixels, path, keep_16_bits=True), data)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
+        img = np.dstack([img[:, :, 0], img[:, :, 0], img[:, :, 0], img[:, :, 1]])
+    elif img.ndim == 3:
+        img = img[:, :, [2, 1, 0, 3][: img.shape[2]]]  # BGR(A) -> RGB(A)
+    return np.ascontiguousarray(img)
 
 
 def shrink_to(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:

@@ -125,13 +125,17 @@ def test_widerface_missing_images(tmp_path: Path) -> None:
     assert len(WiderFace(root, "val", missing="keep")) == 3
 
 
-def test_real_wider_val_dev() -> None:
-    root = SHARED / "wider-val-dev"
-    if not root.is_dir():
-        pytest.skip("shared WIDER dev data not present")
+def test_real_wider_val_eval_and_its_dev100_subset() -> None:
+    root = SHARED / "wider-val-eval"
+    dev100 = SHARED / "widerface" / "splits" / "dev100.txt"
+    if not root.is_dir() or not dev100.is_file():
+        pytest.skip("shared WIDER eval data not present")
     ds = WiderFace(root, "val", drop_invalid=False)
-    assert len(ds) == 100
-    assert sum(len(r) for r in ds) == 2656
+    assert (len(ds), sum(len(r) for r in ds)) == (500, 8553)
+    dev = {line.strip()[: -len(".jpg")] for line in dev100.read_text().splitlines() if line.strip()}
+    sub = [r for r in ds if r.name in dev]
+    assert len(sub) == 100
+    assert sum(len(r) for r in sub) == 2656
 
 
 def test_real_wider_val_text() -> None:

@@ -1,16 +1,15 @@
-"""The parts of ``--engine ray`` that need no Ray: Ray stays optional, pool sizing, the
-resumable JSON file, option checks. These run with or without the ``ray`` extra."""
+"""The parts of ``--engine ray`` that need no Ray: Ray stays optional, pool sizing, option
+checks (the resumable JSON file, shared with the local run: tests/runtime/test_json_lines.py).
+These run with or without the ``ray`` extra."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 
 from facespot.cli import main
-from facespot.distributed.run import resume_json
 from facespot.distributed.session import Cluster, plan_pool
 from facespot.errors import FacespotError
 
@@ -39,7 +38,7 @@ def test_engine_ray_without_ray_is_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and 'pip install "facespot[ray]"' in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("flag", [["--actors", "2"], ["--address", "auto"], ["--batch-size", "8"], ["--resume"]])
+@pytest.mark.parametrize("flag", [["--actors", "2"], ["--address", "auto"], ["--batch-size", "8"]])
 def test_ray_options_need_the_ray_engine(tmp_path, capsys, flag):
     assert main(["detect", str(tmp_path), *flag]) == 2
     assert "only used with --engine ray" in capsys.readouterr().err
@@ -56,25 +55,6 @@ def test_pool_defaults_one_single_threaded_session_per_cpu():
         plan_pool(two, actors=2, threads=2)
     with pytest.raises(FacespotError, match="largest Ray node has 16"):
         plan_pool(big, threads=32)
-
-
-def test_resume_keeps_complete_records_only(tmp_path):
-    path = tmp_path / "faces.jsonl"
-    good = [{"source": f"a/{i}.jpg", "width": 4, "height": 3, "faces": []} for i in range(3)]
-    lines = [json.dumps(good[0]), json.dumps({"source": "bad.jpg", "error": "bad.jpg: truncated JPEG"}), json.dumps(good[1]),
-             json.dumps(good[0]), json.dumps(good[2])[:20]]  # fmt: skip
-    path.write_text("\n".join(lines))  # the last line was cut off mid-write
-    assert resume_json(path) == {"a/0.jpg", "a/1.jpg"}  # the error is retried, the half line dropped
-    assert path.read_text() == json.dumps(good[0]) + "\n" + json.dumps(good[1]) + "\n"
-    assert resume_json(tmp_path / "missing.jsonl") == set()
-
-
-def test_resume_refuses_a_file_that_is_not_detect_output(tmp_path):
-    path = tmp_path / "notes.jsonl"
-    path.write_text('{"hello": 1}\nplain text\n')
-    with pytest.raises(FacespotError, match="not a `facespot detect --json` file"):
-        resume_json(path)
-    assert path.read_text() == '{"hello": 1}\nplain text\n'  # untouched
 
 
 @pytest.mark.parametrize(

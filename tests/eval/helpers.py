@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from facespot.data.wider_mat import SETTINGS, WiderGTImage
 
@@ -12,7 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "eval"
 SHARED = REPO.parent / "shared" / "data"
 REAL_GT = SHARED / "widerface" / "eval_tools"
-DEV = SHARED / "wider-val-dev"
+EVAL = SHARED / "wider-val-eval"  # 500 val images, official layout
+DEV100 = SHARED / "widerface" / "splits" / "dev100.txt"  # 100 of them: the former wider-val-dev
+
+
+def dev100_keys() -> list[str]:
+    """The ``event/name`` keys of the 100 dev images, as ``wider-val-eval`` holds them; skips the
+    test when the shared data is absent."""
+    if not DEV100.is_file() or not (EVAL / "images").is_dir():
+        pytest.skip("wider-val-eval or widerface/splits/dev100.txt not present")
+    names = [line.strip() for line in DEV100.read_text().splitlines() if line.strip()]
+    assert all((EVAL / "images" / n).is_file() for n in names)
+    return sorted(n[: -len(".jpg")] for n in names)
 
 
 def gt_image(key: str, xywh, keep=None) -> WiderGTImage:

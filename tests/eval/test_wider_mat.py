@@ -9,7 +9,7 @@ from scipy.io import savemat
 from facespot.data.wider_mat import SETTINGS, read_wider_mat, write_wider_mat
 from facespot.errors import FacespotError
 
-from .helpers import DEV, FIXTURES, gt_image
+from .helpers import EVAL, FIXTURES, gt_image
 
 
 def test_fixture_reads_as_written_by_hand():
@@ -114,11 +114,11 @@ def test_real_ground_truth_counts(real_gt):
     np.testing.assert_array_equal(first.boxes[0], [345, 211, 349, 215])  # 345 211 4 4
 
 
-def test_real_mat_agrees_with_the_dev_annotation_text(real_gt):
-    """The 100 dev images' official text lines hold the same boxes as the .mat."""
-    txt = DEV / "wider_face_split" / "wider_face_val_bbx_gt.txt"
+def test_real_mat_agrees_with_the_eval_annotation_text(real_gt):
+    """The 500 eval images' official text lines hold the same boxes as the .mat."""
+    txt = EVAL / "wider_face_split" / "wider_face_val_bbx_gt.txt"
     if not txt.is_file():
-        pytest.skip("wider-val-dev not present")
+        pytest.skip("wider-val-eval not present")
     lines = txt.read_text().split("\n")
     by = {g.key: g for g in real_gt}
     i, n_images = 0, 0
@@ -131,4 +131,4 @@ def test_real_mat_agrees_with_the_dev_annotation_text(real_gt):
         np.testing.assert_array_equal(by[key].boxes, expected, err_msg=key)
         i += 2 + max(n, 1)
         n_images += 1
-    assert n_images == 100
+    assert n_images == 500

@@ -9,14 +9,7 @@ from facespot.data.wider_mat import SETTINGS
 from facespot.eval.predictions import read_wider_predictions, write_wider_predictions
 from facespot.eval.wider import evaluate_wider
 
-from .helpers import DEV, dets
-
-
-def _dev_keys():
-    images = DEV / "images"
-    if not images.is_dir():
-        pytest.skip("wider-val-dev not present")
-    return sorted(f"{p.parent.name}/{p.stem}" for p in images.glob("*/*.jpg"))
+from .helpers import dets, dev100_keys
 
 
 def _perfect(gt_images, seed=0):
@@ -30,7 +23,7 @@ def _perfect(gt_images, seed=0):
 
 
 def test_perfect_predictions_on_the_dev_images_give_ap_one(real_gt, tmp_path):
-    keys = _dev_keys()
+    keys = dev100_keys()
     assert len(keys) == 100
     by = {g.key: g for g in real_gt}
     write_wider_predictions(tmp_path, _perfect([by[k] for k in keys]))

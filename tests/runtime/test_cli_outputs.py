@@ -127,14 +127,13 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, capsys):
     assert not list(folder.iterdir())
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-                    reason="permissions do not bind root")  # fmt: skip
-def test_read_only_folder(tmp_path, capsys):
+def test_read_only_folder(tmp_path, read_only_folder, permissions_bind):
     photo = _photo(tmp_path)
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        _refused(capsys, ["detect", photo, "--json", ro / "x.jsonl"], photo)
-    finally:
-        ro.chmod(0o755)
+    for argv in (["detect", photo, "--json", read_only_folder / "x.jsonl"],
+                 ["detect", photo, "--save", read_only_folder / "x.jpg"],
+                 ["blur", photo, "--out", read_only_folder / "sub" / "x.jpg"]):  # fmt: skip
+        proc = permissions_bind("-m", "facespot", *argv)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(f"facespot: error: {argv[2]} {argv[3]}: cannot create it"), proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Permission denied" in proc.stderr
+    assert not list(read_only_folder.iterdir())

@@ -4,12 +4,15 @@ are shared with other busy processes (issue 11, item 8: 1.34 s vs 0.11 s per ima
 Cause: GNU OpenMP threads busy-wait after each parallel region; with the cores taken by other
 processes the spinning ate the time slices of the computation (a worker thread's team escaped
 because libgomp throttles spinning once it manages more threads than CPUs). ``import
-facespot`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads.
+facespot`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads. The timing itself is a
+benchmark (``benchmarks/torch_threads.py``: a speed ratio on a shared 2-core machine failed
+CI once); this test reads the spin count the OpenMP runtime really uses, which is exact.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,41 +22,27 @@ import pytest
 PHOTO = Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "astronaut.jpg"
 
 SCRIPT = r"""
-import os, subprocess, sys, threading, time
-cpus = sorted(os.sched_getaffinity(0))[:2]
-os.sched_setaffinity(0, cpus)  # two CPUs, both also wanted by two busy processes
-hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in cpus]
-try:
-    for h in hogs:
-        os.sched_setaffinity(h.pid, cpus)
-    import numpy as np
-    import cv2
-    import facespot  # as a user would: before anything imports torch
-    det = facespot.load(backend="torch", threads=len(cpus))
-    img = cv2.imread(sys.argv[1])
-    def per_image(out):
-        for _ in range(2):
-            det(img)
-        ts = []
-        for _ in range(5):
-            t = time.perf_counter(); det(img); ts.append(time.perf_counter() - t)
-        out.append(sorted(ts)[2])
-    main, worker = [], []
-    for _ in range(3):  # interleaved rounds, best of each side: one noisy round decides nothing
-        per_image(main)
-        th = threading.Thread(target=per_image, args=(worker,)); th.start(); th.join()
-    print("RESULT", min(main), min(worker))
-finally:
-    for h in hogs:
-        h.kill()
+import sys
+import cv2
+import facespot  # as a user would: before anything imports torch
+det = facespot.load(backend="torch", threads=2)
+det(cv2.imread(sys.argv[1]))
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
-@pytest.mark.timeout(300)
-def test_torch_backend_main_thread_is_not_slower_under_contention():
+def _openmp_settings(env_extra: dict[str, str]) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(PHOTO)], capture_output=True, text=True, env=env, timeout=280)
+    env.update(OMP_DISPLAY_ENV="VERBOSE", **env_extra)  # libgomp prints what it really uses
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(PHOTO)], capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    main, worker = (float(v) for v in proc.stdout.split("RESULT")[-1].split())
-    assert main <= 1.8 * worker + 0.02, f"main thread {main:.3f} s/image vs worker thread {worker:.3f} s/image"
+    return proc.stderr
+
+
+def test_torch_openmp_threads_sleep_instead_of_spinning():
+    settings = _openmp_settings({})
+    if "OPENMP DISPLAY ENVIRONMENT" not in settings:
+        pytest.skip("torch here does not use GNU OpenMP")
+    assert re.search(r"GOMP_SPINCOUNT = '0'", settings), settings
+    # a user's own choice still wins (and shows the test reads the live setting)
+    active = _openmp_settings({"OMP_WAIT_POLICY": "ACTIVE"})
+    assert re.search(r"OMP_WAIT_POLICY = 'ACTIVE'", active) and not re.search(r"GOMP_SPINCOUNT = '0'", active)

@@ -90,6 +90,58 @@ def test_detect_answers_in_the_displayed_orientation(client):
         assert np.abs(np.subtract(got["faces"][0]["box"], want["faces"][0]["box"])).max() < 8
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_oriented_tiff_is_detected_and_blurred_upright(client, orientation):
+    """A TIFF with its own orientation tag (OpenCV's decoder applies it): applied once, not twice."""
+    import io
+
+    from PIL import Image
+
+    upright = cv2.imread(str(PHOTOS / "grace_hopper.jpg"))
+    want = client.post("/v1/detect", content=encode(upright, ".png")).json()["faces"][0]["box"]
+    buf = io.BytesIO()
+    Image.fromarray(stored_for(upright[:, :, ::-1], orientation)).save(buf, format="TIFF", tiffinfo={274: orientation})
+    got = client.post("/v1/detect", content=buf.getvalue()).json()
+    assert (got["width"], got["height"]) == (512, 600) and len(got["faces"]) == 1
+    assert np.abs(np.subtract(got["faces"][0]["box"], want)).max() < 3
+    r = client.post("/v1/blur", content=buf.getvalue())
+    assert r.status_code == 200 and r.headers["content-type"] == "image/tiff" and r.headers["x-faces"] == "1"
+    out = decode(r.content).astype(int)
+    x1, y1, x2, y2 = (int(v) for v in want)
+    face = (slice(y1 + 10, y2 - 10), slice(x1 + 10, x2 - 10))
+    assert out.shape == upright.shape and np.abs(out[face] - upright[face]).mean() > 8
+    assert np.abs(out[:40] - upright[:40]).mean() < 1
+
+
+def test_convert_and_blur_answer_in_a_format_the_browser_shows(client):
+    """TIFF (which browsers cannot decode) comes back as PNG for the page to show (issue 20, item 11)."""
+    import io
+
+    from PIL import Image
+
+    upright = cv2.imread(str(PHOTOS / "grace_hopper.jpg"))
+    buf = io.BytesIO()
+    Image.fromarray(stored_for(upright[:, :, ::-1], 6)).save(buf, format="TIFF", tiffinfo={274: 6})
+    tiff = buf.getvalue()
+    r = client.post("/v1/convert", content=tiff)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    np.testing.assert_array_equal(decode(r.content), upright)  # upright, lossless
+    r = client.post("/v1/convert?format=jpeg", files={"image": ("a.tiff", tiff)})
+    assert r.headers["content-type"] == "image/jpeg" and decode(r.content).shape == upright.shape
+    shown = client.post("/v1/blur?format=png", content=tiff)
+    assert shown.headers["content-type"] == "image/png" and shown.headers["x-faces"] == "1"
+    assert decode(shown.content).shape == upright.shape
+    kept = client.post("/v1/blur", content=tiff)  # the download: the upload's own format
+    assert kept.headers["content-type"] == "image/tiff"
+    np.testing.assert_array_equal(decode(kept.content), decode(shown.content))
+    bgra = np.dstack([upright, np.full(upright.shape[:2], 200, np.uint8)])
+    assert (decode(client.post("/v1/convert", content=encode(bgra, ".tiff")).content)[:, :, 3] == 200).all()  # alpha kept
+    assert_error(client.post("/v1/convert?format=tiff", content=tiff), 400, "'format' must be one of png, jpeg, webp")
+    assert_error(client.post("/v1/blur?format=gif", content=tiff), 400, "'format'")
+    assert_error(client.post("/v1/convert?threshold=0.5", content=tiff), 400, "unknown query parameter")
+    assert_error(client.post("/v1/convert", content=b"not an image"), 400)
+
+
 def test_blur_returns_the_same_format_and_size_with_faces_hidden(client):
     r = client.post("/v1/blur", files={"image": ("a.jpg", ASTRONAUT)})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.headers["x-faces"] == "1"
@@ -187,6 +239,22 @@ def test_token_is_required_on_v1_only(make_client):
         assert c.post(route, content=ASTRONAUT, headers={"Authorization": "Bearer s3cret"}).status_code == 200
     assert c.get("/healthz").json()["auth"] is True
     assert c.get("/").status_code == 200
+
+
+def test_bearer_is_case_insensitive_and_an_empty_token_is_refused(make_client):
+    """RFC 9110: the scheme is case-insensitive (clients send "bearer"); and ServeConfig(token="")
+    used to switch authentication off without a word (issue 20, item 12)."""
+    from facespot.errors import FacespotError
+    from facespot.serve.app import ServeConfig
+
+    c = make_client(token="s3cret")
+    for header in ("bearer s3cret", "BEARER s3cret", "Bearer  s3cret "):
+        assert c.post("/v1/detect", content=ASTRONAUT, headers={"Authorization": header}).status_code == 200, header
+    assert_error(c.post("/v1/detect", content=ASTRONAUT, headers={"Authorization": "bearer S3CRET"}), 401)
+    assert_error(c.post("/v1/detect", content=ASTRONAUT, headers={"Authorization": "Basic s3cret"}), 401)
+    for empty in ("", "  "):
+        with pytest.raises(FacespotError, match="token is empty"):
+            ServeConfig(token=empty)
 
 
 def test_token_is_checked_before_the_upload_is_read(make_client):

@@ -106,6 +106,47 @@ def test_page_detects_blurs_and_downloads_in_chromium(live_server, tmp_path):
         assert not errors, errors
 
 
+def test_a_tiff_the_browser_cannot_decode_is_shown_detected_and_blurred(live_server, tmp_path):
+    """Chromium decodes no TIFF: the server converts it for the page, which shows it upright with
+    its face, blurs it, and downloads the blurred photo as TIFF (issue 20, item 11)."""
+    from PIL import Image
+
+    from facespot.images import read_image
+
+    upright = cv2.imread(str(PHOTOS / "grace_hopper.jpg"))
+    photo = tmp_path / "phone.tiff"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright[:, :, ::-1], 1))).save(photo, tiffinfo={274: 6})  # stored sideways
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with Browser(CHROMIUM, log=ARTIFACTS / "chromium_tiff.log") as browser:
+        page = browser.new_page(1000, 800)
+        browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+        page.send("Page.navigate", url=live_server.url)
+        page.wait_for("document.body && document.body.dataset.ready === '1'", what="the page")
+        page.set_files("#files", [photo])
+        page.wait_for("document.querySelectorAll('.card[data-state=done], .card[data-state=error]').length === 1", 60, "the TIFF")
+        (card,) = page.evaluate(CARDS)
+        assert card["state"] == "done" and card["faces"] == 1, card
+        assert page.evaluate("[photos[0].canvas.width, photos[0].canvas.height]") == [512, 600]  # shown upright
+        set_control(page, "#blur", "e.click()")
+        page.wait_for("document.querySelector('.card .note').textContent === 'blurred'", 60, "the blurred TIFF")
+        page.screenshot(ARTIFACTS / "serve_page_tiff.png")
+        page.evaluate("document.querySelector('.card .download').click()")
+        target = downloads / "phone_blurred.tiff"
+        deadline = time.monotonic() + 30
+        while not (target.exists() and target.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert target.exists(), list(downloads.iterdir())
+        time.sleep(0.2)
+        out = read_image(target)[:, :, ::-1].astype(int)
+        assert out.shape == upright.shape
+        assert np.abs(out[:60] - upright[:60]).mean() < 1 and np.abs(out - upright).mean() > 1  # upright, a face blurred
+        urls = [e["request"]["url"] for e in page.events("Network.requestWillBeSent")]
+        assert sum("/v1/convert" in u for u in urls) == 1
+        assert not page.events("Runtime.exceptionThrown")
+
+
 def test_webcam_frames_go_to_the_server(live_server):
     """Chromium's fake camera (a moving test pattern, no faces): frames are sent and drawn."""
     fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]

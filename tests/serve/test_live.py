@@ -79,3 +79,14 @@ def test_server_log_has_no_upload_content(live_server):
     log = live_server.log.read_text(errors="replace")
     assert "POST /v1/detect" in log  # access lines: method, path, status
     assert "JFIF" not in log and "Exif" not in log
+
+
+def test_access_log_leaves_the_query_string_out(live_server):
+    """A token or anything else a client puts in the URL is not logged (issue 20, item 12)."""
+    with socket.create_connection((live_server.host, live_server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz?token=sekrit-123&x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, _ = read_response(s)
+    assert status == 200
+    time.sleep(0.3)
+    log = live_server.log.read_text(errors="replace")
+    assert '"GET /healthz HTTP/1.1" 200' in log and "sekrit" not in log and "token=" not in log

@@ -8,6 +8,8 @@ line and exit non-zero; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from importlib import import_module
 
@@ -28,11 +30,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_reader_gone() -> bool:
+    """True when standard output is a pipe whose reading end is closed (``| head -1`` has read
+    what it wanted): the pipe then reports an error condition to ``poll``."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is no file
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # now, not at exit: a closed pipe must reach the handler below
+        return code
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        # The reader left (`facespot models | head -1`): end quietly as Unix tools do, with
+        # 128 + SIGPIPE, and nothing more for the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except FacespotError as exc:
         print(f"facespot: error: {exc}", file=sys.stderr)
         return exc.exit_code

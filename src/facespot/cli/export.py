@@ -118,9 +118,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {q} ({q.stat().st_size / 1e6:.2f} MB, int8 dynamic)")
         print("int8 vs float outputs (random input): " + ", ".join(
             f"{k} max {d.max_abs[k]:.3g} mean {d.mean_abs[k]:.3g}" for k in d.max_abs))  # fmt: skip
-        note = "" if trained else " These weights are untrained, so these numbers say nothing about accuracy."
-        print(
-            "note: the accuracy cost (WIDER AP) needs trained weights: run `facespot detect --model` with both "
-            f"files and --wider-out, then `facespot eval wider` on each.{note}"
-        )
+        if trained:
+            print(
+                f"note: to measure what int8 costs in accuracy (WIDER AP), run `facespot detect IMAGES --model {out} "
+                f"--wider-out A` and the same with --model {q} --wider-out B, then `facespot eval wider` on A and on B"
+            )
+        else:
+            print("note: these weights are untrained (--untrained), so these numbers say nothing about accuracy; "
+                  "export trained weights to measure what int8 costs")  # fmt: skip
     return 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="answer 408 when an upload is not received within this many seconds (default: 120)")  # fmt: skip
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
-                   help="log one line per request: method, path, status (never the upload; default: on)")  # fmt: skip
+                   help="log one line per request: client, method, path, status (never the upload or the query string; default: on)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         raise FacespotError(f"facespot serve needs the serve extra ({exc.name} is missing): pip install 'facespot[serve]'") from None
     from facespot.runtime.backends import physical_cores
     from facespot.serve import load_pool
-    from facespot.serve.app import DEFAULT_MAX_PIXELS, ServeConfig, create_app
+    from facespot.serve.app import DEFAULT_MAX_PIXELS, AccessLogFilter, ServeConfig, create_app
 
     config = ServeConfig(
         model=os.path.basename(str(args.model)), max_upload_mb=args.max_upload_mb,
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, server_header=False,
                            timeout_graceful_shutdown=5, lifespan="off")  # fmt: skip
         )
+        logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())  # after uvicorn set its logging up
         server.run(sockets=[sock])
     finally:
         if pool is not None:  # its worker threads and queued jobs end with the server, not at interpreter exit

@@ -18,14 +18,15 @@ def add_engine_arguments(p: argparse.ArgumentParser, resume: bool = False) -> No
                    help="with --engine ray: images per actor call (default: 16); the network still sees one image at a time")  # fmt: skip
     if resume:
         g.add_argument("--resume", action="store_true",
-                       help="with --engine ray: keep the complete lines of an earlier run's --json file and process only the rest")  # fmt: skip
+                       help="keep the complete lines of an earlier run's --json file and process only the rest "
+                            "(refused when that run used another model or thresholds)")  # fmt: skip
 
 
 def check_local(args: argparse.Namespace) -> None:
     """Ray-only options given without ``--engine ray`` are a mistake worth one line."""
     from facespot.errors import FacespotError
 
-    given = [flag for flag, value in (("--address", args.address), ("--actors", args.actors), ("--batch-size", args.batch_size),
-                                      ("--resume", getattr(args, "resume", False))) if value is not None and value is not False]  # fmt: skip
+    given = [flag for flag, value in (("--address", args.address), ("--actors", args.actors), ("--batch-size", args.batch_size))
+             if value is not None]  # fmt: skip
     if given:
         raise FacespotError(f"{', '.join(given)}: only used with --engine ray")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -112,6 +112,10 @@ class DetectorOptions(post.PostprocessOptions):
             raise FacespotError(f"tile_zoom must be positive, got {self.tile_zoom}")
         if self.max_upscale is not None and not self.max_upscale >= 1.0:
             raise FacespotError(f"max_upscale must be at least 1, got {self.max_upscale}")
+        if self.min_side is not None and self.min_side < 1:
+            raise FacespotError(f"min_side must be at least 1 (None: never upscale), got {self.min_side}")
+        if not self.max_pixels >= 1:
+            raise FacespotError(f"max_pixels must be at least 1, got {self.max_pixels}")
 
 
 def to_rgb_array(image: Any, rgb: bool, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -186,6 +190,9 @@ class Detector:
         self.suppression = getattr(model, "suppression", "hard")
         self._anchor_cache: dict[tuple[int, int], np.ndarray] = {}
         self.last_timing: dict[str, float] = {}
+        # called as (views done, views in this call) while a call runs: one huge image with
+        # mode="multiscale" is thousands of tiles, minutes of work that a per-image count cannot show
+        self.on_views: Callable[[int, int], None] | None = None
         if self.fixed_input_size is not None and self.options.resize not in ("auto", "native"):
             raise FacespotError(
                 f"model {self.model_name!r} has a fixed {fixed[1]}x{fixed[0]} input; resize must be 'auto' "
@@ -341,6 +348,7 @@ class Detector:
             groups.setdefault((view.canvas_h, view.canvas_w), []).append(j)
         timing["preprocess"] += time.perf_counter() - t
         per_image: list[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = [[] for _ in arrays]
+        done = 0
         for (ch, cw), members in groups.items():
             for start in range(0, len(members), o.max_batch):
                 chunk = members[start : start + o.max_batch]
@@ -359,6 +367,9 @@ class Detector:
                 timing["preprocess"] += t1 - t
                 timing["network"] += t2 - t1
                 timing["postprocess"] += t3 - t2
+                done += len(chunk)
+                if self.on_views is not None:
+                    self.on_views(done, len(jobs))
         t = time.perf_counter()
         results = [self._merge(parts, *arrays[i].shape[1::-1]) for i, parts in enumerate(per_image)]
         timing["postprocess"] += time.perf_counter() - t

@@ -9,7 +9,9 @@ Routes::
     GET  /            the web page (self-contained: no external script, style or font)
     GET  /healthz     {"status": "ok", "model", "architecture", "version", ...}
     POST /v1/detect   image (multipart field "image" or raw body) -> {"width", "height", "faces"}
-    POST /v1/blur     image -> the image with faces blurred, same format and displayed size
+    POST /v1/blur     image -> the image with faces blurred, same format (or ``format``) and displayed size
+    POST /v1/convert  image -> the image as displayed, as PNG (or ``format``): for a browser that
+                      cannot decode the upload (TIFF), so the page can show it
 
 Every error is JSON ``{"error": "..."}``: 400 (not an image, corrupt, bad parameter), 401 (token),
 404 / 405, 408 (upload not received within ``upload_timeout``), 413 (upload over
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -37,7 +40,7 @@ from starlette.routing import Route
 from facespot import __version__
 from facespot.errors import FacespotError
 from facespot.serve.body import read_upload
-from facespot.serve.decode import DecodeError, Decoded, decode_upload, encode_like
+from facespot.serve.decode import FORMATS, DecodeError, Decoded, decode_upload, encode_like
 from facespot.serve.pool import Busy, DetectorPool
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -59,9 +62,24 @@ class ServeConfig:
     max_waiting: int = 64
     upload_timeout: float = 120.0  # a body not received by then is refused (408): stalled clients free their slot
 
+    def __post_init__(self) -> None:
+        if self.token is not None and not self.token.strip():  # "" must not quietly mean "no authentication"
+            raise FacespotError("ServeConfig: token is empty; give a real one, or None for no authentication")
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+class AccessLogFilter(logging.Filter):
+    """uvicorn's access lines without the query string: a client may put a token (``?token=``)
+    or anything else there, and the log keeps the client, method, path and status only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):  # client, method, path, version, status
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
 
 
 class ApiError(Exception):
@@ -99,7 +117,16 @@ def _check_known(params, known: tuple[str, ...]) -> None:
 
 
 DETECT_PARAMS = ("threshold", "max_faces", "min_size")
-BLUR_PARAMS = DETECT_PARAMS + ("method", "margin")
+BLUR_PARAMS = DETECT_PARAMS + ("method", "margin", "format")
+CONVERT_FORMATS = ("png", "jpeg", "webp")
+"""What ``format`` may ask for: formats every current browser decodes."""
+
+
+def _format(params, default: str | None) -> str | None:
+    fmt = params.get("format") or default
+    if fmt is not None and fmt not in CONVERT_FORMATS:
+        raise ApiError(400, f"query parameter 'format' must be one of {', '.join(CONVERT_FORMATS)}, got {fmt!r}")
+    return fmt
 
 
 def _detector_options(base, params, config: ServeConfig, threshold: float):
@@ -130,12 +157,17 @@ def _detect_job(detector, data: bytes, options, max_pixels: int) -> dict[str, An
     return {"width": upload.width, "height": upload.height, "faces": [f.to_dict() for f in faces]}
 
 
-def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float) -> tuple[bytes, str, int]:
+def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float, fmt: str | None) -> tuple[bytes, str, int]:
     from facespot.runtime.anonymize import anonymize
 
     upload, faces = _faces(detector, data, options, max_pixels)
     out = anonymize(upload.rgb, [f.box for f in faces], method=method, margin=margin)
-    return encode_like(upload, out), upload.media_type, len(faces)
+    return encode_like(upload, out, fmt=fmt), FORMATS[fmt or upload.format][0], len(faces)
+
+
+def _convert_job(detector, data: bytes, max_pixels: int, fmt: str) -> tuple[bytes, str]:
+    upload = decode_upload(data, max_pixels)
+    return encode_like(upload, upload.rgb, fmt=fmt), FORMATS[fmt][0]
 
 
 # ---------------------------------------------------------------------- the app
@@ -158,13 +190,14 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
         "max_pixels": config.max_pixels,
         "thresholds": {"detect": config.detect_threshold, "blur": config.blur_threshold},
     }
-    expected = f"Bearer {config.token}".encode() if config.token else None
+    expected = config.token.encode() if config.token else None
 
     def authorize(request: Request) -> None:
         if expected is None:
             return
-        given = request.headers.get("authorization", "").encode("latin-1", "replace")
-        if not hmac.compare_digest(given, expected):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        # the scheme is case-insensitive (RFC 9110: "bearer" is "Bearer"); the token is compared in constant time
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected):
             raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
 
     async def upload_of(request: Request) -> bytes:
@@ -228,9 +261,18 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
         if method not in METHODS:
             raise ApiError(400, f"query parameter 'method' must be one of {', '.join(METHODS)}, got {method!r}")
         margin = _number(params, "margin", 0.2, 0.0, 2.0)
+        fmt = _format(params, None)
         data = await upload_of(request)
-        body, media_type, count = await in_pool(_blur_job, data, options, config.max_pixels, method, margin)
+        body, media_type, count = await in_pool(_blur_job, data, options, config.max_pixels, method, margin, fmt)
         return Response(body, media_type=media_type, headers={"X-Faces": str(count), "Cache-Control": "no-store"})
+
+    @admitted
+    async def convert(request: Request) -> Response:
+        _check_known(request.query_params, ("format",))
+        fmt = _format(request.query_params, "png")
+        data = await upload_of(request)
+        body, media_type = await in_pool(_convert_job, data, config.max_pixels, fmt)
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -253,6 +295,7 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/v1/detect", detect, methods=["POST"]),
             Route("/v1/blur", blur, methods=["POST"]),
+            Route("/v1/convert", convert, methods=["POST"]),
         ],
         exception_handlers={
             ApiError: on_api_error,

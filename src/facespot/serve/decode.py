@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from facespot.errors import FacespotError
-from facespot.images import TooManyPixels, apply_orientation, decode_pixels, exif_orientation, sniff_format, to_rgb
+from facespot.images import TooManyPixels, decode_pixels, exif_orientation, orient_decoded, sniff_format, to_rgb
 
 FORMATS = {"jpeg": ("image/jpeg", ".jpg"), "png": ("image/png", ".png"), "webp": ("image/webp", ".webp"),
            "bmp": ("image/bmp", ".bmp"), "tiff": ("image/tiff", ".tiff")}  # fmt: skip
@@ -78,7 +78,7 @@ def decode_upload(data: bytes, max_pixels: int) -> Decoded:
     if fmt not in FORMATS:
         raise DecodeError("not an image this server reads (JPEG, PNG, WebP, BMP or TIFF)")
     try:
-        img = decode_pixels(data, max_pixels, WHAT)  # uint8, channels and orientation as stored
+        img = orient_decoded(decode_pixels(data, max_pixels, WHAT), data)  # uint8, channels as stored, displayed
         rgb = to_rgb(img, WHAT)
     except TooManyPixels as exc:
         raise DecodeError(
@@ -86,28 +86,29 @@ def decode_upload(data: bytes, max_pixels: int) -> Decoded:
         ) from None
     except FacespotError as exc:
         raise DecodeError(str(exc)) from None
-    orientation = exif_orientation(data)
     gray = img.ndim == 2 or img.shape[2] in (1, 2)
-    alpha = apply_orientation(img[:, :, -1], orientation) if img.ndim == 3 and img.shape[2] in (2, 4) else None
-    return Decoded(fmt, apply_orientation(rgb, orientation), alpha, gray, orientation)
+    alpha = np.ascontiguousarray(img[:, :, -1]) if img.ndim == 3 and img.shape[2] in (2, 4) else None
+    return Decoded(fmt, rgb, alpha, gray, exif_orientation(data))
 
 
-def encode_like(upload: Decoded, rgb: np.ndarray, jpeg_quality: int = 95) -> bytes:
-    """Encode ``rgb`` (the upload's displayed size) in the upload's format, channels and alpha."""
+def encode_like(upload: Decoded, rgb: np.ndarray, jpeg_quality: int = 95, fmt: str | None = None) -> bytes:
+    """Encode ``rgb`` (the upload's displayed size) in the upload's format (or ``fmt``, one of
+    :data:`FORMATS`), channels and alpha (where the format holds one)."""
+    fmt = fmt or upload.format
     if upload.gray:
         pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     else:
         pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if upload.alpha is not None and upload.format in ("png", "webp", "tiff"):
+    if upload.alpha is not None and fmt in ("png", "webp", "tiff"):
         if pixels.ndim == 2:
             pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
         pixels = np.dstack([pixels, upload.alpha])
     params: list[int] = []
-    if upload.format == "jpeg":
+    if fmt == "jpeg":
         params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
-    elif upload.format == "webp":
+    elif fmt == "webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, int(jpeg_quality)]
-    ok, buf = cv2.imencode(FORMATS[upload.format][1], pixels, params)
+    ok, buf = cv2.imencode(FORMATS[fmt][1], pixels, params)
     if not ok:  # pragma: no cover - OpenCV encodes every format it decodes
-        raise RuntimeError(f"OpenCV could not encode {upload.format}")
+        raise RuntimeError(f"OpenCV could not encode {fmt}")
     return buf.tobytes()

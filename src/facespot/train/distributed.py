@@ -83,13 +83,14 @@ def all_reduce_sum(value: float, info: DistInfo, device: torch.device) -> float:
     return float(t.item())
 
 
-def make_sampler(dataset: torch.utils.data.Dataset, info: DistInfo, seed: int, shuffle: bool = True):
-    """``DistributedSampler`` under DDP (each rank a disjoint shard), else ``None``."""
-    if not info.enabled:
-        return None
-    return torch.utils.data.distributed.DistributedSampler(
-        dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed, drop_last=True
-    )
+def all_max(value: int, info: DistInfo, device: torch.device) -> int:
+    """The largest of the ranks' values. Ranks agree through it before a step: one rank that
+    skips a step or stops alone would leave the others waiting in the gradient all-reduce."""
+    if not (info.enabled and dist.is_initialized()):
+        return value
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def cleanup(info: DistInfo) -> None:

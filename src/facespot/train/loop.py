@@ -235,6 +235,10 @@ class _Run:
         self.kind = loss_kind(cfg, model)
         check_objective(cfg, model)
         self.data = build_data(cfg, model, self.size, self.info, self.device, train_records, val_records)
+        if cfg.val_every:  # on every rank, so that all stop together
+            from facespot.train.validate import check_validation
+
+            check_validation(self.data.val_records, cfg.data.wider_gt_dir, cfg.source)
         self.anchors = torch.from_numpy(np.asarray(model.anchors(*self.size), np.float32)).to(self.device)
         self.optimizer = make_optimizer(cfg, self.model)
         self.scheduler = make_scheduler(cfg, self.optimizer, self.data.iters)
@@ -306,10 +310,12 @@ class _Run:
             targets = compute_targets(cfg, self.model, batch, self.anchors, self.size, outputs[0])
         with timer.section("forward_backward"):
             parts = loss_from_targets(self.kind, cfg, self.model, outputs, targets, self.anchors, self.gen)
-            if not torch.isfinite(parts.total):
+            finite = bool(torch.isfinite(parts.total))
+            if D.all_max(int(not finite), self.info, self.device):  # every rank stops, none waits in backward
                 log.scalars(self.step, {"train/loss": float("nan")}, epoch=epoch + 1)
+                value = float(parts.total.detach()) if not finite else "non-finite on another rank"
                 raise FacespotError(
-                    f"training stopped: the loss became {float(parts.total.detach())} at epoch {epoch + 1}, iteration {it + 1} "
+                    f"training stopped: the loss became {value} at epoch {epoch + 1}, iteration {it + 1} "
                     f"(terms: {parts.terms}). Last good checkpoint: {_weights_path_note(self.last_ckpt)}. "
                     "Try a lower optim.lr, a longer schedule.warmup_epochs, or grad_clip."
                 )
@@ -339,13 +345,16 @@ class _Run:
         for it in range(iters):
             with self.timer.section("data"):
                 batch = next(batches, None)
-            if batch is None:
-                break
-            if batch.failed:
+            # ranks skip or stop together (2: out of batches, 1: every image unreadable), or the
+            # others would wait in the gradient all-reduce
+            state = D.all_max(2 if batch is None else int(len(batch) == 0), self.info, self.device)
+            if batch is not None and batch.failed:
                 self.result.skipped_images += len(batch.failed)
                 for f in batch.failed:
                     warnings.warn(f"skipped unreadable image {f.name}: {f.reason}")
-            if len(batch) == 0:
+            if state == 2:
+                break
+            if state == 1:
                 continue
             loss = self.train_step(batch, epoch, it, log)
             losses.append(loss)

@@ -150,6 +150,23 @@ def _wider_gt(gt_dir: str):
     return read_wider_mat(gt_dir)
 
 
+def check_validation(records: Sequence[FaceRecord], wider_gt_dir: str | None, where: str) -> None:
+    """What validation will need, checked before the first training step: a bad
+    ``data.wider_gt_dir``, or validation images its ground truth does not know (a VOC or
+    Caltech val set scored by the WIDER protocol), would otherwise fail only at the first
+    validation, after an epoch of training and before any weights were written."""
+    if not wider_gt_dir or not records:
+        return
+    known = {g.key for g in _wider_gt(str(wider_gt_dir))}  # a missing or broken folder: one line naming it
+    unknown = [r.name for r in records if r.name not in known]
+    if unknown:
+        raise FacespotError(
+            f"{where}: data.wider_gt_dir {wider_gt_dir}: {len(unknown)} of {len(records)} validation image(s) are not in "
+            f"its WIDER val ground truth (first: {unknown[0]!r}); the official protocol scores WIDER val images only: "
+            "validate on those, or leave data.wider_gt_dir out to score AP@0.5"
+        )
+
+
 def wider_ap(gt_dir: str, names: Sequence[str], preds: Predictions) -> dict[str, float]:
     """Official WIDER easy/medium/hard AP on the val images ``names``."""
     from facespot.eval.wider import evaluate_wider
