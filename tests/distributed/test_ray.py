@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ import ray  # noqa: E402
 
 import facespot  # noqa: E402
 from facespot.cli import main  # noqa: E402
+from facespot.runtime.json_lines import settings_path  # noqa: E402
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 NAMES = ("astronaut", "cameraman", "grace_hopper", "rocket")
@@ -103,6 +105,7 @@ def test_resume_skips_sources_already_done(photos, tmp_path, capsys):
     error_line = next(x for x in lines if '"error"' in x)
     kept = [x for x in lines[:10] if x != error_line]
     part.write_text("".join(kept) + error_line + lines[12][:40])  # a run killed mid-line, after an error line
+    shutil.copy(settings_path(full), settings_path(part))  # recorded when that run started
     capsys.readouterr()
     assert main(["detect", str(photos), "--json", str(part), "--resume", *RAY]) == 0
     out = capsys.readouterr().out
@@ -110,6 +113,9 @@ def test_resume_skips_sources_already_done(photos, tmp_path, capsys):
     assert f"detect: {24 - len(kept)} image(s)" in out  # only the rest ran (and broken.jpg was tried again)
     got = part.read_text().splitlines(keepends=True)
     assert got[: len(kept)] == kept and sorted(got) == sorted(lines)  # every source once, none lost, none twice
+    # the settings are the local run's: a resume with another threshold is refused, before Ray starts
+    assert main(["detect", str(photos), "--json", str(part), "--resume", "--threshold", "0.3", *RAY]) == 2
+    assert "--threshold 0.5 (this run: 0.3)" in capsys.readouterr().err
 
 
 def test_video_segments_same_as_local(tmp_path):
@@ -128,6 +134,50 @@ def test_video_segments_same_as_local(tmp_path):
     assert [x["frame"] for x in lines] == list(range(30)) and sum(len(x["faces"]) for x in lines) >= 10
     assert (tmp_path / "ray" / "f.jsonl").read_bytes() == (tmp_path / "local" / "f.jsonl").read_bytes()
     assert (tmp_path / "ray" / "f.avi").read_bytes() == (tmp_path / "local" / "f.avi").read_bytes()
+
+
+def test_blur_video_tracks_across_segments_as_locally(tmp_path):
+    """Blur with tracking on a video cut into 4-frame segments: the driver tracks faces across
+    the segments' boundaries on the frames the actors decode and detect, so the Ray output
+    exposes no more than the local one: the same pixels, the same audio, H.264. Also with
+    --detect-every 2 (the actors skip the frames the local run skips)."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    from facespot.runtime.video_io import probe
+
+    video = tmp_path / "clip.mp4"
+    frames = [cv2.resize(cv2.imread(str(PHOTOS / f"{n}.jpg")), (256, 192))[:, :, ::-1] for n in NAMES]
+    with av.open(str(video), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 256, 192, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        for i in range(30):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(frames[(i // 10) % 4], 4 * i, axis=1)), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 10)
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        for k in range(0, 144000, 1024):  # 3 s of silence-free tone
+            wave = (0.2 * np.sin(2 * np.pi * 440 * np.arange(k, min(k + 1024, 144000)) / 48000)).astype(np.float32)[None]
+            af = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 48000, k, Fraction(1, 48000)
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+
+    def decoded(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    for extra in ([], ["--detect-every", "2"]):
+        for out, engine in ((tmp_path / "local.mp4", []), (tmp_path / "ray.mp4", RAY)):
+            assert main(["blur", str(video), "--out", str(out), "--no-progress", *extra, *engine]) == 0
+        local, remote = decoded(tmp_path / "local.mp4"), decoded(tmp_path / "ray.mp4")
+        assert len(local) == len(remote) == 30
+        assert all(np.array_equal(x, y) for x, y in zip(local, remote)), extra
+        src = decoded(video)
+        assert sum(not np.array_equal(x, y) for x, y in zip(src, local)) >= 10  # faces were blurred
+        info = probe(tmp_path / "ray.mp4")
+        assert info["video"]["codec"] == "h264" and abs(info["audio"]["duration"] - probe(video)["audio"]["duration"]) < 1e-3
 
 
 def test_detect_dataset_paths_and_arrays(photos):

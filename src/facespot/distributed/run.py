@@ -12,8 +12,9 @@ written by the actors with the local ``write_image``. Unreadable files are repor
 (the local :class:`Failure` messages) and never stop the job.
 
 JSON lines are resumable: each line is flushed after its image's other outputs are
-written, and ``--resume`` keeps an earlier run's complete lines (dropping its error lines
-and a half-written last line, rewritten atomically) and processes only the rest.
+written, and ``--resume`` keeps an earlier run's complete lines and processes only the rest
+(:mod:`facespot.runtime.json_lines`, as the local run does: one writer at a time, settings
+recorded, a resume with other settings refused).
 """
 
 from __future__ import annotations
@@ -31,61 +32,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from facespot.errors import FacespotError
-from facespot.files import write_atomically
 
 MAX_BLOCKS = 4096  # work items are spread over at most this many Ray blocks
 MAX_SEGMENT = 1024  # frames per video segment (one seek each); 128 when the frames come back for --save
-
-
-def resume_json(path: Path) -> set[str]:
-    """Keep an earlier run's complete records in ``path``; return their ``source`` names.
-
-    Error lines (their files are tried again), repeated sources and a half-written last line
-    are dropped; the file is rewritten atomically, so a crash here loses nothing.
-    """
-    if not path.exists():
-        return set()
-    done: set[str] = set()
-    lines = 0
-
-    def keep(tmp: str) -> None:
-        nonlocal lines
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            for line in src:
-                if not line.strip():
-                    continue
-                lines += 1
-                if not line.endswith(b"\n"):
-                    break  # the last line of a run that was killed mid-write
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                name = rec.get("source") if isinstance(rec, dict) else None
-                if isinstance(name, str) and isinstance(rec.get("faces"), list) and "frame" not in rec and name not in done:
-                    done.add(name)
-                    dst.write(line)
-        if lines and not done and not _only_detect_records(path):
-            raise FacespotError(f"{path}: --resume: this is not a `facespot detect --json` file; not touching it")
-
-    write_atomically(path, keep)  # errors are one line naming the file
-    return done
-
-
-def _only_detect_records(path: Path) -> bool:
-    """True when every complete line of ``path`` is a ``facespot detect --json`` record (a run
-    where every image failed, or only video frames were done, keeps none but is no stranger's file)."""
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n") or not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                return False
-            if not (isinstance(rec, dict) and "source" in rec and ("error" in rec or "faces" in rec)):
-                return False
-    return True
 
 
 def _blocks(table, n_blocks: int) -> list:
@@ -116,8 +65,9 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
     """The whole ``--engine ray`` run of ``facespot detect`` (``verb="detect"``) or ``blur``."""
     from facespot.cli.detect import build_detector, open_input
     from facespot.distributed.session import require_ray
-    from facespot.files import Output, ensure_folder, open_output
-    from facespot.runtime.pipeline import DetectOutputs, blur_handler, check_run_outputs, run_source
+    from facespot.files import Output, ensure_folder
+    from facespot.runtime.json_lines import open_json_lines, run_settings
+    from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
 
     require_ray()  # a missing extra is one line before anything else happens
     if args.address:  # actors on other machines run in other folders: give them absolute paths
@@ -137,8 +87,7 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
     batch_size = 16 if args.batch_size is None else args.batch_size
     if batch_size < 1:
         raise FacespotError(f"--batch-size must be at least 1, got {batch_size}")
-    if not detect and not 0.0 <= args.margin <= 2.0:
-        raise FacespotError(f"--margin must be between 0 and 2, got {args.margin}")
+    blur = None
     t_start = time.perf_counter()
     source = open_input(args)
     try:
@@ -155,27 +104,33 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
         if source.kind == "folder" and not source.files:
             run_source(source, None, lambda frame, faces: None, None)  # raises the local run's "nothing found" error
         threshold = min(args.threshold, args.wider_threshold) if wider_out is not None else args.threshold
-        build_detector(args, threshold)  # the model and every option are checked here, once, in one line
+        if not detect:  # blur's handle: its operating point and tracking settings, checked here once
+            from facespot.cli.blur import blur_handler_for
 
-        done = resume_json(json_path) if resume else set()
+            blur, blur_note = blur_handler_for(args)
+            threshold = blur.settings.low
+        detector = build_detector(args, threshold)  # the model and every option are checked here, once, in one line
+
+        json_file, done = None, set()
+        if json_path is not None:  # locked for this run, its settings recorded beside it
+            json_file, done = open_json_lines(json_path, run_settings(args, detector), resume)
         if source.kind != "video":
             items = [(i, p) for i, p in enumerate(source.files) if not done or source.name_of(p) not in done]
             if not items:
+                if json_file is not None:
+                    json_file.close()
                 stream = sys.stderr if json_arg == "-" else sys.stdout
                 print(f"{verb}: nothing to do: all {len(done)} image(s) are already in {json_path}", file=stream)
                 return 0
         handle = None
         if out is not None:
-            handle = DetectOutputs(None, None, True, args.threshold, args.wider_threshold, source.kind) if detect else blur_handler(args.method, args.margin)  # fmt: skip
-        json_file = None
+            handle = DetectOutputs(None, None, True, args.threshold, args.wider_threshold, source.kind) if detect else blur
         if json_arg == "-":
             json_file = sys.stdout
-        elif json_path is not None:
-            json_file = open_output(json_path, "--json", "a" if resume else "w")
-        if wider_out is not None:
-            ensure_folder(wider_out, "--wider-out")
         try:
-            outs = _Outputs(source, out, json_file, wider_out, args, detect)
+            if wider_out is not None:
+                ensure_folder(wider_out, "--wider-out")
+            outs = _Outputs(source, out, json_file, wider_out, args, detect, blur)
             report, cluster, pool, n_results = _execute(args, source, items if source.kind != "video" else None, threshold,
                                                         handle, out, outs, batch_size, json_path, verb)  # fmt: skip
         finally:
@@ -192,6 +147,8 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
         report.written.append(json_path)
     if wider_out is not None:
         report.written.append(wider_out)
+    if blur is not None and (source.kind == "video" or source.videos):
+        report.notes.insert(0, blur_note)
     stream = sys.stderr if json_arg == "-" else sys.stdout
     print(report.summary(verb), file=stream)
     if done:
@@ -204,25 +161,29 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
 class _Outputs:
     """The driver's side of the outputs: the local run's writers, fed from result rows."""
 
-    def __init__(self, source, out: Path | None, json_file, wider_out: Path | None, args, detect: bool) -> None:
-        from facespot.runtime.pipeline import DetectOutputs, RunReport
+    def __init__(self, source, out: Path | None, json_file, wider_out: Path | None, args, detect: bool, blur=None) -> None:
+        from facespot.runtime.pipeline import DetectOutputs, RunReport, VideoOutputs, output_path
 
         kind = source.kind
         self.source = source
         self.out = out
         self.json = DetectOutputs(json_file, None, False, args.threshold, args.wider_threshold, kind) if json_file else None
         self.wider = DetectOutputs(None, wider_out, False, args.threshold, args.wider_threshold, kind) if wider_out else None
-        self.count = DetectOutputs(None, None, False, args.threshold, args.wider_threshold, kind).count if detect else len
+        self.count = DetectOutputs(None, None, False, args.threshold, args.wider_threshold, kind).count if detect else blur.count
         self.report = RunReport(kind=kind, skipped=list(source.skipped), notes=list(source.notes))
-        self.sink = None
         self.results = 0
+        self.fps = source.fps or 25.0
+        # a video SOURCE's frames come back in order: detect's drawn by the actors, blur's raw, tracked
+        # and blurred here across segment boundaries exactly as the local run does (one stream, one sink)
+        handle = blur if blur is not None else (lambda frame, faces: frame.image)
+        self.videos = VideoOutputs(handle, out, lambda f: output_path(source, out), lambda: self.fps,
+                                   lambda f: Path(source.spec), max_frames=args.max_frames, opened=self.report.written)  # fmt: skip
 
     def take(self, row: dict[str, Any], fps: float = 25.0, size: tuple[int, int] | None = None) -> bool:
         """One result row; False when the run must stop here (a video that ended early)."""
-        from facespot.runtime.pipeline import output_path
-        from facespot.runtime.sinks import VideoSink
-        from facespot.runtime.sources import Failure, Frame
         from facespot.distributed.worker import face_from_record
+        from facespot.runtime.sources import Failure, Frame
+        from facespot.runtime.tracking import SIGNATURE_SIZE
 
         report = self.report
         if str(row["ended"]):
@@ -244,14 +205,16 @@ class _Outputs:
         h, w = int(row["height"]), int(row["width"])
         pixels = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (h, w, 3))  # only the size is read: nothing is drawn here
         frame = Frame(pixels, name, int(row["index"]), path, in_video=bool(row["in_video"]))
+        if len(row["signature"]):
+            frame.signature = np.frombuffer(row["signature"], np.uint8).reshape(SIGNATURE_SIZE[1], SIGNATURE_SIZE[0])
         faces = [face_from_record(r) for r in row["faces"]]
         report.processed += 1
+        report.video_frames += frame.in_video
         report.faces += self.count(faces)
         if "frame" in row and self.out is not None:  # a video SOURCE: its frames, in order, to one sink
-            if self.sink is None:
-                self.sink = VideoSink(output_path(self.source, self.out), fps, size or (w, h))
-                report.written.append(self.sink.path)
-            self.sink.write(row["frame"])
+            self.fps = fps
+            shown = Frame(row["frame"], name, frame.index, path, signature=frame.signature)
+            self.videos.put(self.source.spec, shown, faces if bool(row["detected"]) else None)
         if str(row["written"]):
             report.written.append(Path(str(row["written"])))
         if self.wider is not None:
@@ -260,10 +223,9 @@ class _Outputs:
             self.json(frame, faces)
         return True
 
-    def close(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-            self.sink = None
+    def close(self, complete: bool = False) -> None:
+        """Write the frames blur's tracking still holds, then close the video (see :class:`VideoOutputs`)."""
+        self.videos.end(complete=complete)
 
 
 def result_batches(table, n_blocks: int, per_call: int, actors: int, threads: int, spec, job) -> Iterator[dict[str, Any]]:
@@ -311,7 +273,7 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
     from facespot.distributed.session import plan_pool, ray_session, require_ray
     from facespot.distributed.worker import DetectorSpec, Job, model_file
     from facespot.images import DEFAULT_MAX_PIXELS
-    from facespot.runtime.pipeline import sigterm_as_interrupt
+    from facespot.runtime.pipeline import BlurOutputs, sigterm_as_interrupt
 
     ray = require_ray()
     video = source.kind == "video"
@@ -354,12 +316,16 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                 video_frames=announced, max_frames=args.max_frames, return_frames=video and out is not None,
                 version=facespot.__version__,
             )  # fmt: skip
+            if video and isinstance(handle, BlurOutputs):  # tracked across segments: by the driver, on raw frames
+                job.handle, job.raw_frames = None, out is not None
+                job.every = handle.settings.every if handle.track else 1
             work = (table, min(MAX_BLOCKS, n_calls), per_call, pool.actors, pool.threads, spec, job)
             if cluster.client:  # ray://: Ray Data's executor cannot run in a Ray Client driver; it runs in an actor there
                 batches = _through_client(ray, work)
             else:
                 batches = result_batches(*work)
             bar = _progress(args.progress, total, verb, video)
+            finished = False
             try:
                 for batch in batches:
                     going = True
@@ -370,10 +336,11 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                         bar.update(1 if not str(row["note"]) else 0)
                     if not going:
                         break
+                finished = True
             finally:
                 bar.close()
-                outs.close()
-    except (FacespotError, KeyboardInterrupt, SystemExit):
+                outs.close(complete=finished and not outs.report.ended_early)
+    except (FacespotError, KeyboardInterrupt, SystemExit, BrokenPipeError):  # a closed `--json -` pipe: the CLI's to end
         raise
     except Exception as exc:  # Ray's errors, and what reaches us through it: ConnectionError, OSError, ArrowInvalid
         hint = ""
@@ -395,6 +362,7 @@ class _CliBuild:
 
         args = copy.copy(self.args)
         args.model = model  # the actor's copy of a shipped model file
+        args.progress = False  # no bars from the actors: the driver shows the run's
         return build_detector(args, self.threshold)
 
 

@@ -37,12 +37,17 @@ import numpy as np
 from facespot.errors import FacespotError
 
 INT_COLUMNS = ("index", "width", "height")
-ROW_COLUMNS = ("index", "name", "path", "width", "height", "in_video", "faces", "error", "fatal", "written", "note", "ended")
+ROW_COLUMNS = ("index", "name", "path", "width", "height", "in_video", "faces", "error", "fatal", "written", "note", "ended",
+               "detected", "signature")  # fmt: skip
 ROW_DEFAULTS: dict[str, Any] = {"index": -1, "name": "", "path": "", "width": 0, "height": 0, "in_video": False, "faces": [],
-                                "error": "", "fatal": "", "written": "", "note": "", "ended": ""}  # fmt: skip
+                                "error": "", "fatal": "", "written": "", "note": "", "ended": "", "detected": True,
+                                "signature": b""}  # fmt: skip
 """A result row (modes "files" and "video"): a frame's faces, or a failure (``error``: reported,
 the job goes on), an output that cannot be written (``fatal``: the job stops, as locally), a
-note (a video in a folder that ended early) or the end of a short video segment (``ended``)."""
+note (a video in a folder that ended early) or the end of a short video segment (``ended``).
+Video frames also carry ``detected`` (False: a frame blur's tracking skips, ``--detect-every``)
+and ``signature`` (the shot-change thumbnail, so that the driver can track faces across
+segments: :mod:`facespot.runtime.tracking`)."""
 
 
 def faces_type():
@@ -120,6 +125,8 @@ class Job:
     video_frames: int | None = None  # announced frame count, for the "ended early" message
     max_frames: int | None = None  # --max-frames, for videos inside a folder
     return_frames: bool = False  # mode "video" with an output: frames go back to the driver's VideoSink
+    raw_frames: bool = False  # mode "video": frames go back undrawn (blur: the driver tracks faces across segments)
+    every: int = 1  # mode "video": detect on frames whose index is a multiple of this (blur --detect-every)
     version: str = ""  # the driver's facespot version (checked: every node must run the same)
 
 
@@ -178,7 +185,7 @@ class DetectWorker:
                 out[name] = np.stack(values)
             elif name in INT_COLUMNS:
                 out[name] = np.array(values, dtype=np.int64)
-            elif name == "in_video":
+            elif name in ("in_video", "detected"):
                 out[name] = np.array(values, dtype=bool)
             else:
                 out[name] = np.array(values, dtype=object)
@@ -233,18 +240,24 @@ class DetectWorker:
 
     def _files(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, Any]]:
         """Read this batch's files exactly as the local run does (a :class:`Source` over them);
-        images are written here, a video found in the folder goes to its own :class:`VideoSink`."""
+        images are written here, a video found in the folder goes through the local run's
+        :class:`~facespot.runtime.pipeline.VideoOutputs` (blur's tracking, its own sink)."""
         from facespot.images import DEFAULT_MAX_PIXELS
-        from facespot.runtime.pipeline import output_path
-        from facespot.runtime.sinks import VideoSink, write_image
+        from facespot.runtime.pipeline import VideoOutputs, output_path, signature_of
+        from facespot.runtime.sinks import write_image
         from facespot.runtime.sources import Failure, Source
 
         index_of = {str(p): int(i) for i, p in zip(batch["index"], batch["path"])}
         source = Source(self.job.source_kind, self.job.spec, root=Path(self.job.root) if self.job.root else None,
                         files=[Path(str(p)) for p in batch["path"]], max_pixels=self.job.max_pixels or DEFAULT_MAX_PIXELS,
                         max_frames=self.job.max_frames)  # fmt: skip
+        videos = None
+        if self.job.handle is not None:
+            videos = VideoOutputs(self.job.handle, self.out, lambda f: output_path(source, self.out, f),
+                                  lambda: source.fps or 25.0, lambda f: f.path, max_frames=self.job.max_frames)  # fmt: skip
         rows: list[dict[str, Any]] = []
-        sink, sink_for, notes = None, None, 0
+        notes = 0
+        complete = False
         try:
             for item in source:
                 if isinstance(item, Failure):
@@ -253,31 +266,33 @@ class DetectWorker:
                     continue
                 if not item.in_video:
                     item.index = index_of[str(item.path)]
-                row, faces = self._row(item)
+                if item.in_video and videos is not None and not videos.needs_detection(item.name, item):
+                    h, w = item.image.shape[:2]
+                    row, faces = {"index": int(item.index), "name": item.name, "path": str(item.path or ""), "width": w,
+                                  "height": h, "in_video": True, "detected": False}, None  # fmt: skip
+                else:
+                    row, faces = self._row(item)
+                    if faces is None:
+                        rows.append(row)
+                        if item.in_video:  # locally a frame that fails detection stops the run: never skip or leak it
+                            row["fatal"] = row["error"]
+                            break
+                        continue
+                if item.in_video:
+                    row["signature"] = signature_of(item).tobytes()
                 rows.append(row)
-                if faces is None:
-                    if item.in_video:  # locally a frame that fails detection stops the run: never skip or leak it
-                        row["fatal"] = row["error"]
-                        break
-                    continue
                 if self.job.handle is None or self.out is None:
                     continue
                 try:
-                    result = self.job.handle(item, faces)
-                    if result is None:
-                        continue
                     if item.in_video:
-                        if sink is not None and sink_for != item.name:
-                            sink.close()
-                            sink = None
-                        if sink is None:
-                            h, w = item.image.shape[:2]
-                            sink = VideoSink(output_path(source, self.out, item), source.fps or 25.0, (w, h))
-                            sink_for = item.name
-                            row["written"] = str(sink.path)
-                        sink.write(result)
+                        before = len(videos.opened)
+                        videos.put(item.name, item, faces)
+                        if len(videos.opened) > before:
+                            row["written"] = str(videos.opened[-1])
                     else:
-                        row["written"] = str(write_image(output_path(source, self.out, item), result))
+                        result = self.job.handle(item, faces)
+                        if result is not None:
+                            row["written"] = str(write_image(output_path(source, self.out, item), result))
                 except FacespotError as exc:  # an output that cannot be written stops the job, as locally
                     row["fatal"] = str(exc)
                     break
@@ -287,9 +302,11 @@ class DetectWorker:
                 while notes < len(source.notes):
                     rows.append({"note": source.notes[notes]})
                     notes += 1
+            else:
+                complete = True
         finally:
-            if sink is not None:
-                sink.close()
+            if videos is not None:
+                videos.end(complete=complete)
         rows += [{"note": n} for n in source.notes[notes:]]
         if rows:
             yield self._columns(rows)
@@ -303,6 +320,7 @@ class DetectWorker:
         import cv2
 
         from facespot.runtime.sources import open_source
+        from facespot.runtime.tracking import frame_signature
 
         source = open_source(self.job.spec, max_frames=stop - start)
         if start > 0:
@@ -320,11 +338,18 @@ class DetectWorker:
             for frame in source:
                 frame.index = start + frame.index
                 frame.name = f"frame_{frame.index:06d}"
-                row, faces = self._row(frame)
+                if frame.index % self.job.every:  # blur --detect-every: the driver's tracks cover this frame
+                    h, w = frame.image.shape[:2]
+                    row, faces = {"index": frame.index, "name": frame.name, "width": w, "height": h, "detected": False}, []
+                else:
+                    row, faces = self._row(frame)
+                row["signature"] = frame_signature(frame.image).tobytes()
                 n += 1
                 rows.append(row)
                 if faces is None:  # locally a frame that fails detection stops the run: never skip or leak it
                     row["fatal"] = row["error"]
+                elif self.job.raw_frames:
+                    row["frame"] = frame.image
                 elif self.job.handle is not None and self.out is not None:
                     try:
                         result = self.job.handle(frame, faces)

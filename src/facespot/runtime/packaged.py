@@ -100,6 +100,32 @@ def packaged_entry(name: str = "default", package: str | None = None) -> tuple[s
     return key, entry if isinstance(entry, dict) else {}
 
 
+def blur_point(name: str = "default", package: str | None = None) -> dict[str, Any] | None:
+    """The measured video-blur operating point of a packaged model, or None.
+
+    An entry may hold ``"blur": {"threshold", "sizes", "keep", "sha256", ...}`` (``sizes``:
+    ``[[height, threshold], ...]``, lower thresholds for smaller faces), written by
+    ``python benchmarks/anonymize_video.py --choose --write`` from videos made of WIDER
+    *training* images. It counts only while ``sha256`` is the entry's weights hash: new weights
+    under the same name (a retrained default) fall back to the documented defaults until
+    measured again. Non-packaged names (files, registry names) have none."""
+    try:
+        entry = packaged_entry(name, package)[1]
+    except FacespotError:
+        return None
+    point = entry.get("blur")
+    if not isinstance(point, dict) or point.get("sha256") != entry.get("sha256"):
+        return None
+    try:
+        threshold, keep = float(point["threshold"]), float(point.get("keep", point["threshold"]))
+        sizes = [(float(h), float(t)) for h, t in point.get("sizes", [])]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not 0.0 <= keep <= threshold <= 1.0 or any(not 0.0 <= t <= 1.0 for _, t in sizes):
+        return None
+    return {**point, "threshold": threshold, "keep": keep, "sizes": sizes}
+
+
 def packaged_model_name(name: str = "default", package: str | None = None) -> str | None:
     """The registry model name a packaged entry declares (None for entries without one)."""
     return packaged_entry(name, package)[1].get("model")

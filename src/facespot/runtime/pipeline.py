@@ -21,7 +21,7 @@ import numpy as np
 
 from facespot.errors import FacespotError, Terminated
 from facespot.files import Output, check_outputs
-from facespot.images import IMAGE_EXTENSIONS
+from facespot.images import IMAGE_EXTENSIONS, is_image_file
 from facespot.runtime.sinks import VIDEO_CODECS, VideoSink, write_image
 from facespot.runtime.sources import VIDEO_EXTENSIONS, Failure, Frame, Source, is_video_file
 
@@ -38,10 +38,15 @@ class RunReport:
     ended_early: str | None = None
     written: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    video_frames: int = 0  # of ``processed``: frames of videos found in a folder
 
     def summary(self, verb: str = "detect") -> str:
-        unit = "frame(s)" if self.kind in ("video", "camera") else "image(s)"
-        lines = [f"{verb}: {self.processed} {unit}, {self.faces} face(s)"]
+        if self.kind in ("video", "camera"):
+            done = f"{self.processed} frame(s)"
+        else:  # a folder of photos and videos: "3 image(s), 40 video frame(s)", not "43 image(s)"
+            done = f"{self.processed - self.video_frames} image(s)"
+            done += f", {self.video_frames} video frame(s)" if self.video_frames else ""
+        lines = [f"{verb}: {done}, {self.faces} face(s)"]
         if self.skipped:
             shown = ", ".join(p.name for p in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
             lines.append(f"skipped {len(self.skipped)} file(s) that are neither images nor videos: {shown}")
@@ -100,6 +105,12 @@ def check_save_target(source: Source, out: Path) -> None:
     if source.kind == "image" and suffix in VIDEO_EXTENSIONS:
         raise FacespotError(
             f"{out}: an image input needs an image output ({', '.join(IMAGE_EXTENSIONS)}) or a folder, not a video file"
+        )
+    if source.kind in ("image", "folder") and suffix and suffix not in IMAGE_EXTENSIONS and not out.is_dir():
+        # out.gif, out.xyz: not a format facespot writes; quietly making a folder of that name hid the mistake
+        raise FacespotError(
+            f"{out}: {suffix} is not an image format facespot writes ({', '.join(IMAGE_EXTENSIONS)}); give such a "
+            "file name, or a folder (an existing one, or a name without an extension)"
         )
 
 
@@ -194,6 +205,99 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def video_key(source: Source, frame: Frame) -> str | None:
+    """Which video a frame belongs to (the source, or a video inside a folder); None for images."""
+    if source.kind in ("video", "camera"):
+        return source.spec
+    return frame.name if frame.in_video else None
+
+
+def signature_of(frame: Frame) -> np.ndarray:
+    """The frame's shot-change thumbnail (:func:`facespot.runtime.tracking.frame_signature`)."""
+    from facespot.runtime.tracking import frame_signature
+
+    return frame.signature if frame.signature is not None else frame_signature(frame.image)
+
+
+class _PlainStream:
+    """A stateless ``handle`` seen as a stream: every frame detected, each result at once."""
+
+    def __init__(self, handle: Callable[[Frame, list], np.ndarray | None]) -> None:
+        self.handle = handle
+
+    def needs_detection(self, index: int) -> bool:
+        return True
+
+    def push(self, frame: Frame, faces: list | None) -> list[tuple[Frame, np.ndarray | None]]:
+        return [(frame, self.handle(frame, faces or []))]
+
+    def finish(self) -> list[tuple[Frame, np.ndarray | None]]:
+        return []
+
+
+def open_stream(handle, key: str):
+    """The per-video processor of a ``handle``: its own ``stream(key)`` when it has one (blur's
+    tracking, which may hold frames back), else the handle frame by frame."""
+    stream = handle.stream(key) if hasattr(handle, "stream") else None
+    return stream if stream is not None else _PlainStream(handle)
+
+
+class VideoOutputs:
+    """The frames of a run's videos, through their streams, to one :class:`VideoSink` each.
+
+    ``put`` takes a frame with its faces (None: not detected) and writes whatever the stream
+    releases; ``end`` drains the stream (also when the run stops early: the frames it holds are
+    written) and closes the sink, copying all of the input's audio when ``complete``."""
+
+    def __init__(self, handle, out: Path | None, target: Callable[[Frame], Path], fps: Callable[[], float],
+                 audio_from: Callable[[Frame], Path | None], max_frames: int | None = None,
+                 opened: list[Path] | None = None) -> None:  # fmt: skip
+        self.handle, self.out, self.target, self.fps, self.audio_from = handle, out, target, fps, audio_from
+        self.max_frames = max_frames
+        self.key: str | None = None
+        self.stream = None
+        self.frames = 0  # frames of the current video so far
+        self.sink: VideoSink | None = None
+        self.opened = opened if opened is not None else []  # the files written, as they are opened
+
+    def needs_detection(self, key: str, frame: Frame) -> bool:
+        self._switch(key)
+        return self.stream.needs_detection(frame.index)
+
+    def put(self, key: str, frame: Frame, faces: list | None) -> None:
+        self._switch(key)
+        self.frames += 1
+        for done, result in self.stream.push(frame, faces):
+            self._write(done, result)
+
+    def _switch(self, key: str) -> None:
+        if key != self.key:
+            self.end(complete=True)
+            self.key, self.stream, self.frames = key, open_stream(self.handle, key), 0
+
+    def _write(self, frame: Frame, result: np.ndarray | None) -> None:
+        if self.out is None or result is None:
+            return
+        if self.sink is None:
+            h, w = frame.image.shape[:2]
+            self.sink = VideoSink(self.target(frame), self.fps(), (w, h), audio_from=self.audio_from(frame))
+            self.opened.append(self.sink.path)
+        self.sink.write(result)
+
+    def end(self, complete: bool) -> None:
+        """``complete``: the video was read to its end (``--max-frames`` reached does not count)."""
+        complete = complete and not (self.max_frames and self.frames >= self.max_frames)
+        try:
+            if self.stream is not None:
+                for done, result in self.stream.finish():
+                    self._write(done, result)
+        finally:
+            self.stream, self.key = None, None
+            if self.sink is not None:
+                sink, self.sink = self.sink, None
+                sink.close(complete=complete)
+
+
 def run_source(
     source: Source,
     detector,
@@ -202,51 +306,59 @@ def run_source(
     progress: bool | None = None,
     desc: str = "detect",
     on_failure: Callable[[Failure], None] | None = None,
+    resumed: bool = False,
 ) -> RunReport:
     """Detect faces in every frame; ``handle(frame, faces)`` returns the image to save (or None).
 
-    Saved images go to :func:`output_path`; video frames go to one :class:`VideoSink` with the
-    source's size and frame rate, closed in ``finally``.
+    Saved images go to :func:`output_path`. The frames of a video go through the handle's
+    per-video stream (:func:`open_stream`; blur's tracks may skip detection on some frames and
+    release frames late) to one :class:`VideoSink` with the source's size, frame rate and audio,
+    closed in ``finally`` after the frames still held are written. ``resumed``: the run continues
+    an earlier one (``--resume``), so reading nothing new is no failure of the whole run.
     """
     report = RunReport(kind=source.kind, skipped=list(source.skipped))
     if out is not None:
         check_run_outputs(source, out)
-    sink: VideoSink | None = None
-    sink_for: str | None = None  # which video the open sink holds (a folder can hold several)
-    try:
-        with sigterm_as_interrupt():
+
+    def audio_from(frame: Frame) -> Path | None:
+        return frame.path if frame.in_video else (Path(source.spec) if source.kind == "video" else None)
+
+    videos = VideoOutputs(handle, out, lambda f: output_path(source, out, f), lambda: source.fps or 25.0, audio_from,
+                          max_frames=source.max_frames, opened=report.written)  # fmt: skip
+    complete = False
+    with sigterm_as_interrupt():  # also around the closing: a second SIGTERM must not cut it short
+        try:
             for item in _progress(source, progress, desc):
                 if isinstance(item, Failure):
                     report.failures.append(item)
                     if on_failure is not None:
                         on_failure(item)
                     continue
+                key = video_key(source, item)
+                if key is not None and not videos.needs_detection(key, item):
+                    report.processed += 1
+                    report.video_frames += item.in_video
+                    videos.put(key, item, None)
+                    continue
                 faces = detector(item.image, rgb=True)
                 report.processed += 1
-                result = handle(item, faces)
+                report.video_frames += item.in_video
                 report.faces += getattr(handle, "count", len)(faces)
-                if out is None or result is None:
+                if key is not None:
+                    videos.put(key, item, faces)
                     continue
-                if source.kind in ("video", "camera") or item.in_video:
-                    video_name = item.name if item.in_video else source.spec
-                    if sink is not None and sink_for != video_name:
-                        sink.close()
-                        sink = None
-                    if sink is None:
-                        h, w = item.image.shape[:2]
-                        sink = VideoSink(output_path(source, out, item), source.fps or 25.0, (w, h))
-                        sink_for = video_name
-                        report.written.append(sink.path)
-                    sink.write(result)
-                else:
+                result = handle(item, faces)
+                if out is not None and result is not None:
                     report.written.append(write_image(output_path(source, out, item), result))
-    finally:
-        if sink is not None:
-            sink.close()
-        source.close()
+            complete = not source.ended_early
+        finally:
+            try:
+                videos.end(complete=complete)
+            finally:
+                source.close()
     report.notes = list(source.notes)
     report.ended_early = source.ended_early
-    if report.processed == 0:
+    if report.processed == 0 and not resumed:
         if report.failures:
             raise FacespotError(f"no input could be read ({len(report.failures)} failed); first: {report.failures[0].message}")
         if source.kind == "folder":
@@ -277,6 +389,8 @@ class DetectOutputs:
         self.wider_threshold = wider_threshold
         self.source_kind = source_kind
         self.wider_written: set[str] = set()
+        self.tracker = None  # the JSON lines of a video carry a track id per face (runtime.tracking)
+        self.tracking: str | None = None
 
     def count(self, faces: list) -> int:
         return sum(f.score >= self.threshold for f in faces)
@@ -285,6 +399,19 @@ class DetectOutputs:
         if self.json_file is not None:
             self.json_file.write(json.dumps({"source": item.name, "error": item.message}) + "\n")
             self.json_file.flush()
+
+    def tracks(self, frame: Frame, shown: list) -> list[int]:
+        """The track id of each shown face of a video frame: the same face keeps its id across
+        frames (a new id after it was lost for longer than the hold, or after a shot change)."""
+        from facespot.runtime.tracking import FaceTracker, TrackSettings
+
+        key = frame.name if frame.in_video else "video"
+        if self.tracker is None or self.tracking != key:
+            self.tracker = FaceTracker(TrackSettings(threshold=min(max(self.threshold, 0.0), 1.0)))
+            self.tracking = key
+        step = self.tracker.update(frame.index, shown, signature_of(frame))
+        ids = {id(face): track.id for face, track in step.matched}
+        return [ids[id(f)] for f in shown]
 
     def __call__(self, frame: Frame, faces: list) -> np.ndarray | None:
         from facespot.eval.predictions import write_wider_predictions
@@ -295,6 +422,8 @@ class DetectOutputs:
             h, w = frame.image.shape[:2]
             rec = {"source": frame.name, "width": w, "height": h, "faces": [f.to_dict() for f in shown]}
             if self.source_kind in ("video", "camera") or frame.in_video:
+                for face, track in zip(rec["faces"], self.tracks(frame, shown)):
+                    face["track"] = track
                 rec = {"frame": frame.index, **rec}
             self.json_file.write(json.dumps(rec) + "\n")
             self.json_file.flush()
@@ -308,11 +437,101 @@ class DetectOutputs:
         return draw_faces(frame.image, shown) if self.draw else None
 
 
-def blur_handler(method: str, margin: float) -> Callable[[Frame, list], np.ndarray]:
-    """The ``handle`` for ``facespot blur``."""
-    from facespot.runtime.anonymize import anonymize
+class BlurOutputs:
+    """The ``handle`` for ``facespot blur``: each image on its own; each video through a
+    :class:`BlurStream` (faces tracked, held through misses, covered a few frames before their
+    first detection) unless ``track`` is off. ``settings`` (:class:`~.tracking.TrackSettings`)
+    hold the operating point: faces at or above their size's threshold (``settings.start``) are
+    blurred, weaker ones (down to ``settings.kept``; the detector runs at ``settings.low``) only
+    continue a track."""
 
-    def handle(frame: Frame, faces: list) -> np.ndarray:
-        return anonymize(frame.image, [f.box for f in faces], method, margin)
+    def __init__(self, method: str, margin: float, settings=None, track: bool = True) -> None:
+        from facespot.runtime.anonymize import METHODS
+        from facespot.runtime.tracking import TrackSettings
 
-    return handle
+        if method not in METHODS:
+            raise FacespotError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
+        self.method, self.margin = method, margin
+        self.settings = (settings or TrackSettings(threshold=0.0)).check()
+        self.track = track
+
+    def count(self, faces: list) -> int:
+        return sum(f.score >= self.settings.start(f.box) for f in faces)
+
+    def __call__(self, frame: Frame, faces: list) -> np.ndarray:
+        from facespot.images import read_pixels
+        from facespot.runtime.anonymize import anonymize
+
+        boxes = [f.box for f in faces if f.score >= self.settings.start(f.box)]
+        pixels = frame.image
+        if frame.path is not None and not frame.in_video and is_image_file(frame.path):
+            # the file's own alpha, gray and 16 bits are written back, not the detector's 8-bit RGB
+            h, w = frame.image.shape[:2]
+            try:
+                stored = read_pixels(frame.path, max_pixels=h * w)
+            except FacespotError:  # changed since it was read: blur what was detected
+                stored = None
+            if stored is not None and stored.shape[:2] == (h, w):
+                pixels = stored
+        return anonymize(pixels, boxes, self.method, self.margin)
+
+    def stream(self, key: str) -> "BlurStream | None":
+        return BlurStream(self) if self.track else None
+
+
+class BlurStream:
+    """One video being blurred: a :class:`~.tracking.CoverPlanner` over its frames."""
+
+    def __init__(self, outputs: BlurOutputs) -> None:
+        from facespot.runtime.tracking import CoverPlanner
+
+        self.outputs = outputs
+        self.planner = CoverPlanner(outputs.settings)
+
+    def needs_detection(self, index: int) -> bool:
+        return self.planner.needs_detection(index)
+
+    def _blur(self, released) -> list[tuple[Frame, np.ndarray]]:
+        from facespot.runtime.anonymize import anonymize
+
+        o = self.outputs
+        return [(frame, anonymize(frame.image, boxes, o.method, o.margin)) for frame, boxes in released]
+
+    def push(self, frame: Frame, faces: list | None) -> list[tuple[Frame, np.ndarray]]:
+        return self._blur(self.planner.push(frame, faces, signature_of(frame)))
+
+    def finish(self) -> list[tuple[Frame, np.ndarray]]:
+        return self._blur(self.planner.finish())
+
+
+def blur_handler(method: str, margin: float, settings=None, track: bool = False) -> BlurOutputs:
+    """The ``handle`` for ``facespot blur`` (see :class:`BlurOutputs`)."""
+    return BlurOutputs(method, margin, settings, track)
+
+
+def blur_outputs(model: str, method: str, margin: float, track: bool = True, threshold: float | None = None,
+                 keep: float | None = None, **tracking) -> tuple[BlurOutputs, str]:  # fmt: skip
+    """``facespot blur``'s handle for a model: its measured operating point
+    (:func:`facespot.runtime.tracking.blur_settings`) with the user's overrides (``threshold``,
+    ``keep`` and the :class:`~.tracking.TrackSettings` fields in ``tracking``); returns the
+    handle and a note saying where the operating point came from. The detector must run at
+    ``handle.settings.low``."""
+    from dataclasses import replace
+
+    from facespot.runtime.tracking import blur_settings
+
+    if not 0.0 <= margin <= 2.0:
+        raise FacespotError(f"--margin must be between 0 and 2, got {margin}")
+    settings, origin = blur_settings(model)
+    if threshold is not None:  # one threshold for every face size; the measured keep ratio with it
+        ratio = 1.0 if settings.keep is None or settings.threshold <= 0 else settings.keep / settings.threshold
+        settings = replace(settings, threshold=threshold, sizes=(), keep=threshold * ratio if keep is None else keep)
+    settings = settings.with_(keep=keep, **tracking)
+    if not track:
+        if settings.every > 1:
+            raise FacespotError("--detect-every needs tracking (it carries the frames between detections); drop --no-track")
+        settings = settings.with_(keep=settings.threshold)
+    note = f"threshold {settings.describe()}" + (f", tracks kept down to {settings.low:g}" if track else ", no tracking")
+    note += " (measured for this model)" if origin == "measured" and threshold is None else (
+        " (given)" if threshold is not None else " (fallback: no measured operating point for this model)")
+    return BlurOutputs(method, margin, settings, track), note

@@ -1,10 +1,9 @@
 """Where annotated / anonymised pixels go: image files and video files.
 
-:class:`VideoSink` always releases its ``cv2.VideoWriter`` (use it as a context manager, or
-call :meth:`VideoSink.close` in ``finally``) so a run interrupted by a broken frame or Ctrl-C
-still leaves a playable file with every frame written so far. The output keeps the input's
-frame size and rate. Audio is not copied (OpenCV does not read or write audio): mux it back
-with e.g. ``ffmpeg -i out.mp4 -i in.mp4 -map 0:v -map 1:a -c copy final.mp4``.
+:class:`VideoSink` is :class:`facespot.runtime.video_io.VideoWriter`: H.264 (browsers play
+it) with the input's audio copied, the input's frame size and exact rate. Close it in
+``finally`` (or use it as a context manager) so a run interrupted by a broken frame, Ctrl-C or
+SIGTERM still leaves a playable file with every frame written so far.
 """
 
 from __future__ import annotations
@@ -16,18 +15,31 @@ import numpy as np
 
 from facespot.errors import FacespotError
 from facespot.images import IMAGE_EXTENSIONS
+from facespot.runtime.video_io import CONTAINERS, VideoWriter
 
-# Codecs every opencv-python wheel can write (checked: mp4v in .mp4, MJPG in .avi).
-VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+# Every video output container holds H.264 (written by PyAV: facespot.runtime.video_io).
+VIDEO_CODECS = {ext: "h264" for ext in CONTAINERS}
 
 
 def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
-    """Encode an RGB image to ``path`` (format from the extension); errors name the file."""
+    """Encode an image to ``path`` (format from the extension); errors name the file.
+
+    ``HxWx3`` RGB, or a layout a blurred file kept (:func:`facespot.images.read_pixels`):
+    ``HxW`` gray, ``HxWx4`` RGBA, ``uint16`` samples. What the format cannot hold is left out:
+    alpha in JPEG and BMP, 16 bits outside PNG and TIFF (the top 8 bits are kept).
+    """
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
         raise FacespotError(f"{path}: cannot write images with extension {ext!r}; use one of {', '.join(IMAGE_EXTENSIONS)}")
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(image_rgb[:, :, ::-1]))
+    img = np.asarray(image_rgb)
+    if img.dtype == np.uint16 and ext not in (".png", ".tif", ".tiff"):
+        img = (img >> 8).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4 and ext in (".jpg", ".jpeg", ".bmp"):
+        img = img[:, :, :3]
+    if img.ndim == 3:
+        img = img[:, :, [2, 1, 0, 3][: img.shape[2]]]  # RGB(A) -> OpenCV's BGR(A)
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img))
     if not ok:
         raise FacespotError(f"{path}: OpenCV cannot encode a {ext} image")
     try:
@@ -38,39 +50,6 @@ def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
     return path
 
 
-class VideoSink:
-    """A video file being written frame by frame (RGB frames in, same size as opened)."""
-
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
-        self.path = Path(path)
-        ext = self.path.suffix.lower()
-        if ext not in VIDEO_CODECS:
-            raise FacespotError(f"{self.path}: cannot write video with extension {ext!r}; use one of {', '.join(VIDEO_CODECS)}")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise FacespotError(f"{self.path}: cannot create its folder ({exc.strerror or exc})") from None
-        self.size = (int(size[0]), int(size[1]))
-        self.fps = float(fps)
-        self.frames = 0
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*VIDEO_CODECS[ext]), self.fps, self.size)
-        if not self.writer.isOpened():
-            self.writer.release()
-            raise FacespotError(f"{self.path}: OpenCV cannot open a {VIDEO_CODECS[ext]} video writer here")
-
-    def write(self, image_rgb: np.ndarray) -> None:
-        if (image_rgb.shape[1], image_rgb.shape[0]) != self.size:
-            image_rgb = cv2.resize(image_rgb, self.size, interpolation=cv2.INTER_LINEAR)
-        self.writer.write(np.ascontiguousarray(image_rgb[:, :, ::-1]))
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-
-    def __enter__(self) -> "VideoSink":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+class VideoSink(VideoWriter):
+    """A video file being written frame by frame (RGB frames in, same size as opened);
+    ``audio_from``: the input video whose audio is copied in (see :mod:`.video_io`)."""

@@ -35,6 +35,7 @@ class Frame:
     index: int
     path: Path | None = None
     in_video: bool = False  # a frame of a video found in a folder (``name``: the video, ``index``: the frame)
+    signature: np.ndarray | None = None  # its shot-change thumbnail, where the pixels are not at hand (Ray results)
 
 
 @dataclass
