@@ -217,7 +217,7 @@ def at_default(records, pred: Path, threshold: float) -> dict | None:
     """Recall of faces >= 16 / 24 / 32 px and precision at ``threshold`` from WIDER prediction files."""
     from facespot.errors import FacespotError
     from facespot.eval.operating_point import operating_point
-    from facespot.eval.predictions import read_wider_predictions
+    from facespot.data.predictions import read_wider_predictions
 
     try:
         got = read_wider_predictions(pred, allow_unknown=True).boxes

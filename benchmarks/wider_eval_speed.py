@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facespot.data.predictions import read_wider_predictions, write_wider_predictions
 from facespot.data.wider_mat import read_wider_mat
-from facespot.eval.predictions import read_wider_predictions, write_wider_predictions
 from facespot.eval.wider import evaluate_wider
 
 DEFAULT_GT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "widerface" / "eval_tools"

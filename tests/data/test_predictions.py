@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from facespot.errors import FacespotError
-from facespot.eval.predictions import (
+from facespot.data.predictions import (
     read_fddb_detections,
     read_image_list,
     read_prediction_file,
@@ -14,8 +15,9 @@ from facespot.eval.predictions import (
     write_fddb_detections,
     write_wider_predictions,
 )
+from facespot.errors import FacespotError
 
-from .helpers import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 
 KEYS = ["0--Parade/0_Parade_a", "0--Parade/0_Parade_b", "1--Handshaking/1_Handshaking_c"]
 

@@ -4,6 +4,7 @@ These run with or without the ``ray`` extra."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -72,7 +73,9 @@ def test_non_ray_exceptions_of_the_ray_job_are_one_line(monkeypatch, tmp_path, f
     from types import SimpleNamespace
 
     import facespot.distributed.session as session
+    from facespot.distributed.options import EngineOptions
     from facespot.distributed.run import _execute
+    from facespot.runtime.settings import DetectionSettings
 
     @contextlib.contextmanager
     def failing_session(address=None, **kwargs):
@@ -81,12 +84,28 @@ def test_non_ray_exceptions_of_the_ray_job_are_one_line(monkeypatch, tmp_path, f
 
     monkeypatch.setattr(session, "require_ray", lambda: SimpleNamespace())
     monkeypatch.setattr(session, "ray_session", failing_session)
-    args = SimpleNamespace(address="10.0.0.9:6379")
+    engine = EngineOptions(address="10.0.0.9:6379")
     source = SimpleNamespace(kind="folder", fps=None)
     outs = SimpleNamespace(results=3)
     json_path = tmp_path / "faces.jsonl"
     with pytest.raises(FacespotError) as caught:
-        _execute(args, source, [], 0.5, None, None, outs, 16, json_path, "detect")
+        _execute(DetectionSettings("photos"), engine, source, [], 0.5, None, None, outs, 16, json_path, "detect")
     message = str(caught.value)
     assert message.startswith("the Ray job failed: ") and words in message and "\n" not in message
     assert f"the 3 result(s) in {json_path} are complete: rerun with --resume" in message
+
+
+def test_the_actors_build_their_detector_from_the_cli_runs_settings():
+    """What travels to a Ray actor is the CLI's DetectionSettings (plain, picklable data, no
+    argparse Namespace), and it builds there the detector the local run builds."""
+    from facespot.cli import build_parser
+    from facespot.cli.detect import detection_settings
+    from facespot.distributed.run import ActorDetector
+
+    args = build_parser().parse_args(["detect", "photos", "--nms-iou", "0.25", "--max-faces", "9", "--multiscale", "--progress"])
+    build = pickle.loads(pickle.dumps(ActorDetector(detection_settings(args), 0.3)))
+    assert type(build.settings).__module__ == "facespot.runtime.settings"
+    det = build("default")
+    o = det.options
+    assert (o.score_threshold, o.iou_threshold, o.max_faces, o.mode) == (0.3, 0.25, 9, "multiscale")
+    assert det.on_views is not None and not det.on_views.show  # the driver shows the run's bars, the actors none

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facespot.data.predictions import read_wider_predictions, write_wider_predictions
 from facespot.data.wider_mat import SETTINGS
-from facespot.eval.predictions import read_wider_predictions, write_wider_predictions
 from facespot.eval.wider import evaluate_wider
 
 from .helpers import dets, dev100_keys

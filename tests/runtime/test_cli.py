@@ -10,7 +10,7 @@ import pytest
 
 import facespot
 from facespot.cli import main
-from facespot.eval.predictions import read_prediction_file, read_wider_predictions
+from facespot.data.predictions import read_prediction_file, read_wider_predictions
 
 THRESH = "0.2"
 

@@ -92,6 +92,21 @@ def test_videos_inside_a_folder_are_processed(tmp_path, capsys):
     assert _frames(saved / "clips" / "v.avi") == 3  # MJPG in .avi: OpenCV writes the same container
 
 
+def test_a_folder_with_videos_shows_frames_per_second_while_a_video_is_read(tmp_path, capsys):
+    """The folder's bar counts files (an image or a whole video each); a video in it has its own
+    bar in frames per second, as a single video has (it showed "img/s" for frames, no total)."""
+    root = tmp_path / "media"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(PHOTO.read_bytes())
+    _video(root / "v.avi", n=3)
+    assert main(["detect", str(root), "--json", str(tmp_path / "d.jsonl"), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "v.avi" in err and "frame/s" in err
+    assert "2/2" in err and "file/s" in err and "img/s" not in err
+    assert main(["detect", str(root / "a.jpg"), "--json", str(tmp_path / "e.jsonl"), "--progress"]) == 0
+    assert "1/1" in (err := capsys.readouterr().err) and "img/s" in err  # images alone: as before
+
+
 def test_video_name_for_an_image_output_is_refused(tmp_path, capsys):
     out = tmp_path / "out.mp4"
     assert main(["detect", str(PHOTO), "--save", str(out)]) == 2

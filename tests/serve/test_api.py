@@ -164,10 +164,37 @@ def test_blur_methods_and_formats(client):
         assert out.shape == (512, 512, channels)
         if channels == 4:
             assert (out[:, :, 3] == 200).all()  # alpha kept
-    gray = client.post("/v1/blur", content=(PHOTOS / "cameraman.jpg").read_bytes())
+    # one threshold for every face size (the default blurs low-score small boxes too: recall first)
+    gray = client.post("/v1/blur?threshold=0.4", content=(PHOTOS / "cameraman.jpg").read_bytes())
     assert gray.headers["x-faces"] == "1" and decode(gray.content).shape == (512, 512)
-    none = client.post("/v1/blur", content=(PHOTOS / "rocket.jpg").read_bytes())
+    none = client.post("/v1/blur?threshold=0.4", content=(PHOTOS / "rocket.jpg").read_bytes())
     assert none.headers["x-faces"] == "0" and decode(none.content).shape == (427, 640, 3)
+
+
+def test_blur_by_default_blurs_what_facespot_blur_blurs_in_a_photo(client, tmp_path, capsys):
+    """No threshold given: the packaged model's measured operating point, lower thresholds for
+    smaller faces, exactly as `facespot blur PHOTO` (the same pixels, the same count); a given
+    threshold is one threshold for every face."""
+    from facespot.cli import main
+    from facespot.runtime.tracking import blur_settings
+
+    point = blur_settings("default")[0]
+    assert point.sizes  # measured, with per-size thresholds: the case where the two used to differ
+    thresholds = client.get("/healthz").json()["thresholds"]
+    assert thresholds["blur"] == point.threshold and thresholds["blur_sizes"] == [list(s) for s in point.sizes]
+    counts = []
+    for name in ("cameraman.jpg", "astronaut.jpg", "grace_hopper.jpg"):
+        photo = tmp_path / f"{name}.png"
+        photo.write_bytes(encode(cv2.imread(str(PHOTOS / name), cv2.IMREAD_UNCHANGED), ".png"))
+        assert main(["blur", str(photo), "--out", str(tmp_path / f"out_{name}.png"), "--no-progress"]) == 0
+        blurred = int(re.search(r"(\d+) face\(s\)", capsys.readouterr().out).group(1))
+        r = client.post("/v1/blur?format=png", content=photo.read_bytes())
+        assert r.status_code == 200, r.text
+        assert int(r.headers["x-faces"]) == blurred
+        np.testing.assert_array_equal(decode(r.content), cv2.imread(str(tmp_path / f"out_{name}.png"), cv2.IMREAD_UNCHANGED))
+        counts.append(blurred)
+    given = client.post("/v1/blur?threshold=0.4", content=(PHOTOS / "cameraman.jpg").read_bytes())
+    assert counts[0] == 2 and given.headers["x-faces"] == "1"  # its small low-score face only at the operating point
 
 
 def test_page_is_self_contained(client):

@@ -45,20 +45,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facespot.cli.detect import build_detector, open_input
-    from facespot.distributed.options import check_local
+    from facespot.cli.detect import detection_settings
+    from facespot.distributed.options import check_local, engine_options
     from facespot.runtime.pipeline import check_run_outputs, run_source
+    from facespot.runtime.settings import BlurSettings
 
+    blur = BlurSettings(
+        method=args.method, margin=args.margin, track=args.track, keep=args.keep_threshold, hold=args.hold,
+        lookback=args.lookback, every=args.detect_every,
+    )  # fmt: skip
+    settings = detection_settings(args, blur)
     if args.engine == "ray":  # the same outputs from a Ray Data actor pool (facespot[ray])
         from facespot.distributed.run import run as run_on_ray
 
-        return run_on_ray(args, "blur")
+        return run_on_ray("blur", settings, engine_options(args), out=args.out)
     check_local(args)
-    source = open_input(args)
+    source = settings.open_source()
     try:
         check_run_outputs(source, Path(args.out), "--out")  # before the model loads: never over an input
-        handle, note = blur_handler_for(args)
-        detector = build_detector(args, handle.settings.low)
+        handle, note = settings.blur_handle()
+        detector = settings.build_detector(handle.settings.low)
         report = run_source(source, detector, handle, Path(args.out), args.progress, desc="blur")
     finally:
         source.close()
@@ -66,13 +72,3 @@ def run(args: argparse.Namespace) -> int:
         report.notes.insert(0, note)
     print(report.summary("blur"))
     return 0
-
-
-def blur_handler_for(args: argparse.Namespace):
-    """``(handle, note)``: blur's handle for these arguments (the local run and --engine ray)."""
-    from facespot.runtime.pipeline import blur_outputs
-
-    return blur_outputs(
-        str(args.model), args.method, args.margin, track=args.track, threshold=args.threshold, keep=args.keep_threshold,
-        hold=args.hold, lookback=args.lookback, every=args.detect_every,
-    )  # fmt: skip

@@ -31,58 +31,17 @@ def add_model_arguments(p: argparse.ArgumentParser, threshold: float | None = 0.
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when stderr is a terminal)")
 
 
-class ViewProgress:
-    """A second progress bar, for the views (tiles) of one image when it has many: a 12000x12000
-    photo with --multiscale is a couple of thousand tiles and a minute or more that the bar
-    counting images shows as no progress at all. ``enabled`` as ``--progress``."""
+def detection_settings(args: argparse.Namespace, blur=None):
+    """The run's :class:`~facespot.runtime.settings.DetectionSettings` from the options of
+    :func:`add_model_arguments` (``blur``: blur's own, a :class:`~facespot.runtime.settings.BlurSettings`)."""
+    from facespot.runtime.settings import DetectionSettings
 
-    def __init__(self, enabled: bool | None, min_views: int = 32) -> None:
-        self.show = sys.stderr.isatty() if enabled is None else bool(enabled)
-        self.min_views = min_views
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.show or total < self.min_views:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="tiles", unit="tile", leave=False, position=1, file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.bar.close()
-            self.bar = None
-
-
-def build_detector(args: argparse.Namespace, threshold: float):
-    from facespot.errors import FacespotError
-    from facespot.images import DEFAULT_MAX_PIXELS
-    from facespot.runtime.detector import load
-
-    if args.min_side < 0:
-        raise FacespotError(f"--min-side must be 0 (never upscale) or a long side in pixels, got {args.min_side}")
-    resize = int(args.resize) if str(args.resize).isdigit() else args.resize
-    det = load(
-        args.model, backend=args.backend, threads=args.threads, untrained=args.untrained, rgb=True,
-        score_threshold=threshold, iou_threshold=args.nms_iou, max_faces=args.max_faces,
-        min_face_size=args.min_size, resize=resize, max_side=args.max_side, min_side=args.min_side or None,
-        mode="multiscale" if args.multiscale else "single", max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+    return DetectionSettings(
+        source=args.source, model=args.model, untrained=args.untrained, backend=args.backend, threads=args.threads,
+        threshold=args.threshold, nms_iou=args.nms_iou, max_faces=args.max_faces, min_size=args.min_size,
+        resize=args.resize, max_side=args.max_side, min_side=args.min_side, multiscale=args.multiscale,
+        max_pixels=args.max_pixels, max_frames=args.max_frames, progress=args.progress, blur=blur,
     )  # fmt: skip
-    if not det.trained:
-        print(f"facespot: note: {det.model_name} runs with UNTRAINED weights; its faces are random", file=sys.stderr)
-    if args.multiscale:
-        det.on_views = ViewProgress(args.progress)
-    return det
-
-
-def open_input(args: argparse.Namespace):
-    from facespot.errors import FacespotError
-    from facespot.images import DEFAULT_MAX_PIXELS
-    from facespot.runtime.sources import open_source
-
-    if args.max_pixels is not None and args.max_pixels < 1:  # the first option a run uses
-        raise FacespotError(f"--max-pixels must be at least 1, got {args.max_pixels}")
-    return open_source(args.source, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, max_frames=args.max_frames)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,18 +70,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facespot.distributed.options import check_local
+    from facespot.distributed.options import check_local, engine_options
     from facespot.errors import FacespotError
     from facespot.files import Output, ensure_folder
     from facespot.runtime.json_lines import open_json_lines, run_settings
     from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
 
+    settings = detection_settings(args)
     if args.engine == "ray":  # the same outputs from a Ray Data actor pool (facespot[ray])
         from facespot.distributed.run import run as run_on_ray
 
-        return run_on_ray(args, "detect")
+        return run_on_ray("detect", settings, engine_options(args), out=args.save, json_out=args.json,
+                          wider_out=args.wider_out, wider_threshold=args.wider_threshold, resume=args.resume)  # fmt: skip
     check_local(args)
-    source = open_input(args)
+    source = settings.open_source()
     try:
         if args.wider_out and source.kind in ("video", "camera"):
             raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
@@ -134,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
             others.append(Output("--json", Path(args.json)))
         check_run_outputs(source, Path(args.save) if args.save else None, "--save", others)
         threshold = min(args.threshold, args.wider_threshold) if args.wider_out else args.threshold
-        detector = build_detector(args, threshold)
+        detector = settings.build_detector(threshold)
         json_file, done = None, set()
         if args.json == "-":  # JSON lines on stdout, for pipes; the summary goes to stderr
             json_file = sys.stdout
         elif args.json:  # locked for this run, its settings recorded beside it
-            json_file, done = open_json_lines(args.json, run_settings(args, detector), args.resume)
+            json_file, done = open_json_lines(args.json, run_settings(settings, detector), args.resume)
         try:
             if done:  # --resume: only what the earlier run did not finish
                 source.files = [p for p in source.files if source.name_of(p) not in done]

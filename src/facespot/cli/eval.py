@@ -132,8 +132,8 @@ def _read_records(data: str, fmt: str, **options):
 
 
 def _wider(args: argparse.Namespace) -> int:
+    from facespot.data.predictions import read_image_list, read_wider_predictions
     from facespot.data.wider_mat import read_wider_mat
-    from facespot.eval.predictions import read_image_list, read_wider_predictions
     from facespot.eval.wider import evaluate_wider, format_wider_result
 
     _check_outputs(args, [args.pred, args.gt, args.images])
@@ -161,8 +161,8 @@ def _wider(args: argparse.Namespace) -> int:
 
 
 def _fddb(args: argparse.Namespace) -> int:
+    from facespot.data.predictions import read_fddb_detections
     from facespot.eval.fddb import evaluate_fddb, format_fddb_result
-    from facespot.eval.predictions import read_fddb_detections
 
     try:
         from facespot.data.fddb import read_folds

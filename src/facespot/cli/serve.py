@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, help="refuse images with more pixels (default: 50 million)")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on /v1 calls (default: ${TOKEN_ENV} if set)")
     p.add_argument("--threshold", type=float, default=0.5, help="default minimum face score of /v1/detect (default: 0.5)")
-    p.add_argument("--blur-threshold", type=float, default=0.4, help="default minimum face score of /v1/blur (default: 0.4)")
+    p.add_argument("--blur-threshold", type=float,
+                   help="default minimum face score of /v1/blur, whatever the face's size (default: the faces `facespot blur` "
+                        "blurs in a photo: the model's measured operating point, lower for small faces)")  # fmt: skip
     p.add_argument("--queue-timeout", type=float, default=10.0,
                    help="answer 503 when no detector is free within this many seconds (default: 10)")  # fmt: skip
     p.add_argument("--max-queue", type=int, default=64,
@@ -59,7 +61,7 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.max_pixels is not None and args.max_pixels < 1:
         raise FacespotError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     for name in ("threshold", "blur_threshold"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
+        if getattr(args, name) is not None and not 0.0 <= getattr(args, name) <= 1.0:
             raise FacespotError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
     if not args.queue_timeout > 0 or not args.upload_timeout > 0 or args.max_queue < 0:
         raise FacespotError("--queue-timeout and --upload-timeout must be positive, --max-queue at least 0")

@@ -4,6 +4,17 @@ the local CLI only builds its parser from this)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where and how wide a Ray run goes: ``address`` (None: start Ray here), ``actors`` and
+    ``batch_size`` (None: their defaults, see :func:`add_engine_arguments`)."""
+
+    address: str | None = None
+    actors: int | None = None
+    batch_size: int | None = None
 
 
 def add_engine_arguments(p: argparse.ArgumentParser, resume: bool = False) -> None:
@@ -30,3 +41,8 @@ def check_local(args: argparse.Namespace) -> None:
              if value is not None]  # fmt: skip
     if given:
         raise FacespotError(f"{', '.join(given)}: only used with --engine ray")
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The :class:`EngineOptions` of a parsed command line."""
+    return EngineOptions(address=args.address, actors=args.actors, batch_size=args.batch_size)

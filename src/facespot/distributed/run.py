@@ -19,19 +19,20 @@ recorded, a resume with other settings refused).
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from facespot.distributed.options import EngineOptions
 from facespot.errors import FacespotError
+from facespot.runtime.progress import RunProgress
+from facespot.runtime.settings import DetectionSettings
 
 MAX_BLOCKS = 4096  # work items are spread over at most this many Ray blocks
 MAX_SEGMENT = 1024  # frames per video segment (one seek each); 128 when the frames come back for --save
@@ -61,78 +62,76 @@ def _ray_failure(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def run(args: argparse.Namespace, verb: str = "detect") -> int:
-    """The whole ``--engine ray`` run of ``facespot detect`` (``verb="detect"``) or ``blur``."""
-    from facespot.cli.detect import build_detector, open_input
+def run(
+    verb: str, settings: DetectionSettings, engine: EngineOptions, out: str | None = None, json_out: str | None = None,
+    wider_out: str | None = None, wider_threshold: float = 0.02, resume: bool = False,
+) -> int:
+    """The whole ``--engine ray`` run of ``facespot detect`` (``verb="detect"``) or ``blur``.
+
+    ``settings`` as the local run takes them (the source, the model, every detection option and
+    blur's own); ``out`` is ``--save`` / ``--out``, ``json_out`` ``--json`` (``"-"``: standard
+    output), ``wider_out`` / ``wider_threshold`` / ``resume`` those of ``detect``."""
     from facespot.distributed.session import require_ray
     from facespot.files import Output, ensure_folder
     from facespot.runtime.json_lines import open_json_lines, run_settings
     from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
 
     require_ray()  # a missing extra is one line before anything else happens
-    if args.address:  # actors on other machines run in other folders: give them absolute paths
-        args = copy.copy(args)
-        if not (str(args.source).isdigit() and not Path(args.source).exists()):
-            args.source = os.path.abspath(args.source)
-        for name in ("save", "out"):
-            if getattr(args, name, None):
-                setattr(args, name, os.path.abspath(getattr(args, name)))
+    if engine.address:  # actors on other machines run in other folders: give them absolute paths
+        if not (str(settings.source).isdigit() and not Path(settings.source).exists()):
+            settings = replace(settings, source=os.path.abspath(settings.source))
+        out = os.path.abspath(out) if out else out
     detect = verb == "detect"
-    out_arg = args.save if detect else args.out
-    out = Path(out_arg) if out_arg else None
-    json_arg = args.json if detect else None
-    json_path = Path(json_arg) if json_arg and json_arg != "-" else None
-    wider_out = Path(args.wider_out) if detect and args.wider_out else None
-    resume = bool(getattr(args, "resume", False))
-    batch_size = 16 if args.batch_size is None else args.batch_size
+    out_path = Path(out) if out else None
+    json_path = Path(json_out) if detect and json_out and json_out != "-" else None
+    wider_path = Path(wider_out) if detect and wider_out else None
+    batch_size = 16 if engine.batch_size is None else engine.batch_size
     if batch_size < 1:
         raise FacespotError(f"--batch-size must be at least 1, got {batch_size}")
     blur = None
     t_start = time.perf_counter()
-    source = open_input(args)
+    source = settings.open_source()
     try:
         if source.kind == "camera":
             raise FacespotError("--engine ray runs images, folders and video files; a camera is one live stream: leave out --engine ray")
-        if wider_out is not None and source.kind == "video":
+        if wider_path is not None and source.kind == "video":
             raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
         if resume and (json_path is None or source.kind == "video"):
             raise FacespotError("--resume continues a --json FILE for an image or a folder (not standard output, not a video)")
-        others = [Output("--wider-out", wider_out, "dir")] if wider_out is not None else []
+        others = [Output("--wider-out", wider_path, "dir")] if wider_path is not None else []
         if json_path is not None:
             others.append(Output("--json", json_path))
-        check_run_outputs(source, out, "--save" if detect else "--out", others)  # the local run's one output check
+        check_run_outputs(source, out_path, "--save" if detect else "--out", others)  # the local run's one output check
         if source.kind == "folder" and not source.files:
             run_source(source, None, lambda frame, faces: None, None)  # raises the local run's "nothing found" error
-        threshold = min(args.threshold, args.wider_threshold) if wider_out is not None else args.threshold
+        threshold = min(settings.threshold, wider_threshold) if wider_path is not None else settings.threshold
         if not detect:  # blur's handle: its operating point and tracking settings, checked here once
-            from facespot.cli.blur import blur_handler_for
-
-            blur, blur_note = blur_handler_for(args)
+            blur, blur_note = settings.blur_handle()
             threshold = blur.settings.low
-        detector = build_detector(args, threshold)  # the model and every option are checked here, once, in one line
+        detector = settings.build_detector(threshold)  # the model and every option are checked here, once, in one line
 
         json_file, done = None, set()
         if json_path is not None:  # locked for this run, its settings recorded beside it
-            json_file, done = open_json_lines(json_path, run_settings(args, detector), resume)
+            json_file, done = open_json_lines(json_path, run_settings(settings, detector), resume)
         if source.kind != "video":
             items = [(i, p) for i, p in enumerate(source.files) if not done or source.name_of(p) not in done]
             if not items:
                 if json_file is not None:
                     json_file.close()
-                stream = sys.stderr if json_arg == "-" else sys.stdout
+                stream = sys.stderr if json_out == "-" else sys.stdout
                 print(f"{verb}: nothing to do: all {len(done)} image(s) are already in {json_path}", file=stream)
                 return 0
         handle = None
-        if out is not None:
-            handle = DetectOutputs(None, None, True, args.threshold, args.wider_threshold, source.kind) if detect else blur
-        if json_arg == "-":
+        if out_path is not None:
+            handle = DetectOutputs(None, None, True, settings.threshold, wider_threshold, source.kind) if detect else blur
+        if detect and json_out == "-":
             json_file = sys.stdout
         try:
-            if wider_out is not None:
-                ensure_folder(wider_out, "--wider-out")
-            outs = _Outputs(source, out, json_file, wider_out, args, detect, blur)
-            report, cluster, pool, n_results = _execute(args, source, items if source.kind != "video" else None, threshold,
-                                                        handle, out, outs, batch_size, json_path, verb)  # fmt: skip
+            if wider_path is not None:
+                ensure_folder(wider_path, "--wider-out")
+            outs = _Outputs(source, out_path, json_file, wider_path, settings, wider_threshold, detect, blur)
+            report, cluster, pool, n_results = _execute(settings, engine, source, items if source.kind != "video" else None,
+                                                        threshold, handle, out_path, outs, batch_size, json_path, verb)  # fmt: skip
         finally:
             if json_file is not None and json_file is not sys.stdout:
                 json_file.close()
@@ -145,11 +144,11 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
         raise FacespotError(f"{source.spec}: no frame could be read")
     if json_path is not None:
         report.written.append(json_path)
-    if wider_out is not None:
-        report.written.append(wider_out)
+    if wider_path is not None:
+        report.written.append(wider_path)
     if blur is not None and (source.kind == "video" or source.videos):
         report.notes.insert(0, blur_note)
-    stream = sys.stderr if json_arg == "-" else sys.stdout
+    stream = sys.stderr if detect and json_out == "-" else sys.stdout
     print(report.summary(verb), file=stream)
     if done:
         print(f"resumed: {len(done)} image(s) already in {json_path} were skipped", file=stream)
@@ -161,15 +160,16 @@ def run(args: argparse.Namespace, verb: str = "detect") -> int:
 class _Outputs:
     """The driver's side of the outputs: the local run's writers, fed from result rows."""
 
-    def __init__(self, source, out: Path | None, json_file, wider_out: Path | None, args, detect: bool, blur=None) -> None:
+    def __init__(self, source, out: Path | None, json_file, wider_out: Path | None, settings: DetectionSettings,
+                 wider_threshold: float, detect: bool, blur=None) -> None:  # fmt: skip
         from facespot.runtime.pipeline import DetectOutputs, RunReport, VideoOutputs, output_path
 
-        kind = source.kind
+        kind, threshold = source.kind, settings.threshold
         self.source = source
         self.out = out
-        self.json = DetectOutputs(json_file, None, False, args.threshold, args.wider_threshold, kind) if json_file else None
-        self.wider = DetectOutputs(None, wider_out, False, args.threshold, args.wider_threshold, kind) if wider_out else None
-        self.count = DetectOutputs(None, None, False, args.threshold, args.wider_threshold, kind).count if detect else blur.count
+        self.json = DetectOutputs(json_file, None, False, threshold, wider_threshold, kind) if json_file else None
+        self.wider = DetectOutputs(None, wider_out, False, threshold, wider_threshold, kind) if wider_out else None
+        self.count = DetectOutputs(None, None, False, threshold, wider_threshold, kind).count if detect else blur.count
         self.report = RunReport(kind=kind, skipped=list(source.skipped), notes=list(source.notes))
         self.results = 0
         self.fps = source.fps or 25.0
@@ -177,7 +177,7 @@ class _Outputs:
         # and blurred here across segment boundaries exactly as the local run does (one stream, one sink)
         handle = blur if blur is not None else (lambda frame, faces: frame.image)
         self.videos = VideoOutputs(handle, out, lambda f: output_path(source, out), lambda: self.fps,
-                                   lambda f: Path(source.spec), max_frames=args.max_frames, opened=self.report.written)  # fmt: skip
+                                   lambda f: Path(source.spec), max_frames=settings.max_frames, opened=self.report.written)  # fmt: skip
 
     def take(self, row: dict[str, Any], fps: float = 25.0, size: tuple[int, int] | None = None) -> bool:
         """One result row; False when the run must stop here (a video that ended early)."""
@@ -267,7 +267,8 @@ def _through_client(ray, work) -> Iterator[dict[str, Any]]:
         yield batch
 
 
-def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_size: int, json_path, verb: str):
+def _execute(settings: DetectionSettings, engine: EngineOptions, source, items, threshold: float, handle, out, outs: _Outputs,
+             batch_size: int, json_path, verb: str):  # fmt: skip
     """Start or join Ray, map the actor pool over the work items, feed the results to ``outs``."""
     import facespot
     from facespot.distributed.session import plan_pool, ray_session, require_ray
@@ -283,13 +284,13 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
 
         size = (int(source._capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(source._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         announced = source.expected_frames
-        limit = min(announced, args.max_frames) if announced and args.max_frames else (announced or args.max_frames)
+        limit = min(announced, settings.max_frames) if announced and settings.max_frames else (announced or settings.max_frames)
         source.close()  # each actor opens its own capture
     try:
-        with sigterm_as_interrupt(), ray_session(args.address) as cluster:
+        with sigterm_as_interrupt(), ray_session(engine.address) as cluster:
             import pyarrow as pa
 
-            pool = plan_pool(cluster, args.actors, args.threads)
+            pool = plan_pool(cluster, engine.actors, settings.threads)
             if video:
                 longest = MAX_SEGMENT if out is None else MAX_SEGMENT // 8  # saved frames travel back: less in flight
                 seg = max(batch_size, min(longest, math.ceil(limit / (4 * pool.actors)))) if limit else 2**62
@@ -299,21 +300,19 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
             else:
                 table = pa.table({"index": [i for i, _ in items], "path": [str(p) for _, p in items]})
                 per_call = max(1, min(batch_size, math.ceil(len(items) / pool.actors)))
-                total = None if source.videos else len(items)
+                total = len(items)  # files: a folder's videos are counted once each (their frames on a second bar)
             n_calls = math.ceil(table.num_rows / per_call)
             pool.actors = max(1, min(pool.actors, n_calls))
-            ns = copy.copy(args)
-            ns.threads, ns.func = pool.threads, None
-            shipped = model_file(str(args.model))
+            shipped = model_file(str(settings.model))
             spec = DetectorSpec(
-                build=_CliBuild(ns, threshold), model=str(args.model), threads=pool.threads,
-                model_data=[ray.put(shipped.read_bytes())] if shipped is not None else None,
+                build=ActorDetector(replace(settings, threads=pool.threads), threshold), model=str(settings.model),
+                threads=pool.threads, model_data=[ray.put(shipped.read_bytes())] if shipped is not None else None,
             )  # fmt: skip
             job = Job(
                 mode="video" if video else "files", source_kind=source.kind, spec=source.spec,
                 root=str(source.root) if source.root is not None else None, out=str(out) if out else None,
-                handle=handle, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, video_size=size,
-                video_frames=announced, max_frames=args.max_frames, return_frames=video and out is not None,
+                handle=handle, max_pixels=settings.max_pixels or DEFAULT_MAX_PIXELS, video_size=size,
+                video_frames=announced, max_frames=settings.max_frames, return_frames=video and out is not None,
                 version=facespot.__version__,
             )  # fmt: skip
             if video and isinstance(handle, BlurOutputs):  # tracked across segments: by the driver, on raw frames
@@ -324,7 +323,7 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                 batches = _through_client(ray, work)
             else:
                 batches = result_batches(*work)
-            bar = _progress(args.progress, total, verb, video)
+            bar = RunProgress(settings.progress, verb, source.kind, total, bool(source.videos))
             finished = False
             try:
                 for batch in batches:
@@ -333,7 +332,8 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
                         going = outs.take(row, fps, size)
                         if not going:
                             break
-                        bar.update(1 if not str(row["note"]) else 0)
+                        if not str(row["note"]):
+                            bar.update(str(row["name"]), bool(row["in_video"]))
                     if not going:
                         break
                 finished = True
@@ -350,24 +350,13 @@ def _execute(args, source, items, threshold, handle, out, outs: _Outputs, batch_
     return outs.report, cluster, pool, outs.results
 
 
-class _CliBuild:
-    """Picklable ``build(model)`` for the actors: the CLI's :func:`build_detector` on ``args``."""
+@dataclass(frozen=True)
+class ActorDetector:
+    """Picklable ``build(model)`` for the actors: the run's detector, from the same settings as
+    the driver's (``model``: the actor's copy of a shipped model file; no progress bars there)."""
 
-    def __init__(self, args: argparse.Namespace, threshold: float) -> None:
-        self.args = args
-        self.threshold = threshold
+    settings: DetectionSettings
+    threshold: float
 
     def __call__(self, model: str):
-        from facespot.cli.detect import build_detector
-
-        args = copy.copy(self.args)
-        args.model = model  # the actor's copy of a shipped model file
-        args.progress = False  # no bars from the actors: the driver shows the run's
-        return build_detector(args, self.threshold)
-
-
-def _progress(enabled: bool | None, total: int | None, desc: str, video: bool):
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(total=total, desc=desc, unit="frame" if video else "img", disable=not show, file=sys.stderr)
+        return replace(self.settings, model=model, progress=False).build_detector(self.threshold)

@@ -84,11 +84,11 @@ def face_from_record(rec) -> Any:
 class DetectorSpec:
     """How each actor builds its detector: ``build(model) -> Detector``.
 
-    ``build`` is a picklable callable (e.g. a ``functools.partial`` of :func:`facespot.load`
-    or of the CLI's ``build_detector``). ``model_data`` (a one-item list holding a Ray object
-    reference to the bytes of a model *file*) lets nodes without the driver's file system
-    load a user's ``.onnx`` / ``.safetensors``: the actor writes it to a private temporary
-    file, loads it and deletes the file.
+    ``build`` is a picklable callable (a ``functools.partial`` of :func:`facespot.load`, or a
+    :class:`~facespot.distributed.run.ActorDetector` holding a run's settings). ``model_data``
+    (a one-item list holding a Ray object reference to the bytes of a model *file*) lets nodes
+    without the driver's file system load a user's ``.onnx`` / ``.safetensors``: the actor
+    writes it to a private temporary file, loads it and deletes the file.
     """
 
     build: Callable[[str], Any]

@@ -119,7 +119,7 @@ def evaluate_fddb(
     Every record is evaluated (an image without detections contributes missed faces); a
     detection entry for an image that is not among the records is an error.
     """
-    from facespot.eval.predictions import normalize_fddb_name
+    from facespot.data.predictions import normalize_fddb_name
 
     by_name: dict[str, FaceRecord] = {}
     for r in records:

@@ -212,7 +212,7 @@ def evaluate_wider(
         Ground truth from :func:`facespot.data.wider_mat.read_wider_mat`.
     predictions:
         ``{"event/name": (N, 5) [x1, y1, x2, y2, score]}`` (``x2 = x + w``), e.g.
-        :func:`facespot.eval.predictions.read_wider_predictions` ``.boxes``.
+        :func:`facespot.data.predictions.read_wider_predictions` ``.boxes``.
     images:
         Keys to evaluate; default: every image that has a prediction entry.
     """

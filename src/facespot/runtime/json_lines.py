@@ -17,15 +17,17 @@ with the settings that decided its faces recorded beside it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from facespot import __version__
 from facespot.errors import FacespotError, OutputError
 from facespot.files import create_beside, write_atomically
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facespot.runtime.settings import DetectionSettings
 
 try:
     import fcntl
@@ -48,18 +50,19 @@ def settings_path(path: str | Path) -> Path:
     return path.with_name(path.name + SETTINGS_SUFFIX)
 
 
-def run_settings(args: argparse.Namespace, detector: Any) -> dict[str, Any]:
+def run_settings(settings: DetectionSettings, detector: Any) -> dict[str, Any]:
     """What decides the faces of a JSON line: the model as given and the SHA-256 of the weights
     file it loaded (a retrained file under the same name differs), and the detection options.
     Not threads, batch sizes or actors: they change how fast, never which faces."""
     from facespot.runtime.packaged import sha256_file
 
+    s = settings
     weights = Path(str(getattr(detector, "source", "") or ""))
     return {
-        "model": str(args.model), "weights_sha256": sha256_file(weights) if weights.is_file() else None,
-        "backend": args.backend, "threshold": float(args.threshold), "nms_iou": float(args.nms_iou),
-        "max_faces": int(args.max_faces), "min_size": float(args.min_size), "resize": str(args.resize),
-        "max_side": int(args.max_side), "min_side": int(args.min_side), "multiscale": bool(args.multiscale),
+        "model": str(s.model), "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+        "backend": s.backend, "threshold": float(s.threshold), "nms_iou": float(s.nms_iou),
+        "max_faces": int(s.max_faces), "min_size": float(s.min_size), "resize": str(s.resize),
+        "max_side": int(s.max_side), "min_side": int(s.min_side), "multiscale": bool(s.multiscale),
     }  # fmt: skip
 
 

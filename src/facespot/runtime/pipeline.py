@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 from facespot.errors import FacespotError, Terminated
 from facespot.files import Output, check_outputs
 from facespot.images import IMAGE_EXTENSIONS, is_image_file
+from facespot.runtime.progress import RunProgress
 from facespot.runtime.sinks import VIDEO_CODECS, VideoSink, write_image
 from facespot.runtime.sources import VIDEO_EXTENSIONS, Failure, Frame, Source, is_video_file
 
@@ -162,15 +162,6 @@ def wider_key(frame: Frame) -> str:
     path = frame.path if frame.path is not None else Path(frame.name)
     event = path.parent.name or "images"
     return f"{event}/{path.stem}"
-
-
-def _progress(source: Source, enabled: bool | None, desc: str):
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if enabled is None else enabled
-    total = (len(source) or None) if not source.videos else None  # videos in a folder: frames, not files
-    return tqdm(source, total=total, desc=desc, unit="img" if source.kind in ("image", "folder") else "frame",
-                disable=not show, file=sys.stderr)  # fmt: skip
 
 
 @contextmanager
@@ -326,9 +317,10 @@ def run_source(
     videos = VideoOutputs(handle, out, lambda f: output_path(source, out, f), lambda: source.fps or 25.0, audio_from,
                           max_frames=source.max_frames, opened=report.written)  # fmt: skip
     complete = False
+    bar = RunProgress.of(source, progress, desc)
     with sigterm_as_interrupt():  # also around the closing: a second SIGTERM must not cut it short
         try:
-            for item in _progress(source, progress, desc):
+            for item in bar.track(source):
                 if isinstance(item, Failure):
                     report.failures.append(item)
                     if on_failure is not None:
@@ -356,6 +348,7 @@ def run_source(
                 videos.end(complete=complete)
             finally:
                 source.close()
+                bar.close()
     report.notes = list(source.notes)
     report.ended_early = source.ended_early
     if report.processed == 0 and not resumed:
@@ -414,7 +407,7 @@ class DetectOutputs:
         return [ids[id(f)] for f in shown]
 
     def __call__(self, frame: Frame, faces: list) -> np.ndarray | None:
-        from facespot.eval.predictions import write_wider_predictions
+        from facespot.data.predictions import write_wider_predictions
         from facespot.runtime.draw import draw_faces
 
         shown = [f for f in faces if f.score >= self.threshold]

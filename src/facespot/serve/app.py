@@ -9,7 +9,9 @@ Routes::
     GET  /            the web page (self-contained: no external script, style or font)
     GET  /healthz     {"status": "ok", "model", "architecture", "version", ...}
     POST /v1/detect   image (multipart field "image" or raw body) -> {"width", "height", "faces"}
-    POST /v1/blur     image -> the image with faces blurred, same format (or ``format``) and displayed size
+    POST /v1/blur     image -> the image with faces blurred, same format (or ``format``) and displayed size;
+                      by default the faces ``facespot blur`` blurs in a photo (the model's measured
+                      operating point, lower thresholds for small faces)
     POST /v1/convert  image -> the image as displayed, as PNG (or ``format``): for a browser that
                       cannot decode the upload (TIFF), so the page can show it
 
@@ -51,12 +53,12 @@ DEFAULT_MAX_PIXELS = 50_000_000
 class ServeConfig:
     """What the app needs besides its detectors (the CLI fills it from its options)."""
 
-    model: str = "default"
+    model: str = "default"  # shown by /healthz; a packaged name also picks /v1/blur's measured operating point
     max_upload_mb: float = 20.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     token: str | None = None
     detect_threshold: float = 0.5
-    blur_threshold: float = 0.4  # as `facespot blur`: a missed face is worse than a blurred patch
+    blur_threshold: float | None = None  # None: `facespot blur`'s operating point for a photo (see ServeApp)
     max_faces: int = 750
     queue_timeout: float = 10.0
     max_waiting: int = 64
@@ -157,12 +159,16 @@ def _detect_job(detector, data: bytes, options, max_pixels: int) -> dict[str, An
     return {"width": upload.width, "height": upload.height, "faces": [f.to_dict() for f in faces]}
 
 
-def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float, fmt: str | None) -> tuple[bytes, str, int]:
+def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float, fmt: str | None,
+              point=None) -> tuple[bytes, str, int]:  # fmt: skip
+    """``point``: an operating point (:class:`~facespot.runtime.tracking.TrackSettings`) whose
+    per-size thresholds pick the faces to blur; None: every face found."""
     from facespot.runtime.anonymize import anonymize
 
     upload, faces = _faces(detector, data, options, max_pixels)
-    out = anonymize(upload.rgb, [f.box for f in faces], method=method, margin=margin)
-    return encode_like(upload, out, fmt=fmt), FORMATS[fmt or upload.format][0], len(faces)
+    boxes = [f.box for f in faces if point is None or f.score >= point.start(f.box)]
+    out = anonymize(upload.rgb, boxes, method=method, margin=margin)
+    return encode_like(upload, out, fmt=fmt), FORMATS[fmt or upload.format][0], len(boxes)
 
 
 def _convert_job(detector, data: bytes, max_pixels: int, fmt: str) -> tuple[bytes, str]:
@@ -173,63 +179,96 @@ def _convert_job(detector, data: bytes, max_pixels: int, fmt: str) -> tuple[byte
 # ---------------------------------------------------------------------- the app
 
 
-def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
-    """The Starlette app over a ready pool of detectors."""
-    first = pool.detectors[0]
-    base_options = first.options
-    page = resources.files("facespot.serve").joinpath("static/index.html").read_bytes()
-    health = {
-        "status": "ok",
-        "version": __version__,
-        "model": config.model,
-        "architecture": getattr(first, "model_name", "model"),
-        "keypoints": int(getattr(first, "num_keypoints", 0) or 0),
-        "workers": pool.size,
-        "auth": bool(config.token),
-        "max_upload_mb": config.max_upload_mb,
-        "max_pixels": config.max_pixels,
-        "thresholds": {"detect": config.detect_threshold, "blur": config.blur_threshold},
-    }
-    expected = config.token.encode() if config.token else None
+class ServeApp:
+    """The routes of ``facespot serve`` over a ready pool of detectors, one method each, with
+    what they share: authentication, the admission count, uploads read with a deadline, and
+    jobs run in the pool with its errors turned into HTTP answers."""
 
-    def authorize(request: Request) -> None:
-        if expected is None:
+    def __init__(self, pool: DetectorPool, config: ServeConfig) -> None:
+        from facespot.runtime.tracking import blur_settings
+
+        self.pool, self.config = pool, config
+        first = pool.detectors[0]
+        self.base_options = first.options
+        # /v1/blur without a threshold: `facespot blur`'s operating point for a photo (the model's measured
+        # thresholds, lower for small faces; the detector runs at the lowest of them)
+        self.blur_point = blur_settings(config.model)[0] if config.blur_threshold is None else None
+        blur = config.blur_threshold if self.blur_point is None else self.blur_point.threshold
+        sizes = [] if self.blur_point is None else [list(size) for size in self.blur_point.sizes]
+        self.page = resources.files("facespot.serve").joinpath("static/index.html").read_bytes()
+        self.health = {
+            "status": "ok",
+            "version": __version__,
+            "model": config.model,
+            "architecture": getattr(first, "model_name", "model"),
+            "keypoints": int(getattr(first, "num_keypoints", 0) or 0),
+            "workers": pool.size,
+            "auth": bool(config.token),
+            "max_upload_mb": config.max_upload_mb,
+            "max_pixels": config.max_pixels,
+            "thresholds": {"detect": config.detect_threshold, "blur": blur, "blur_sizes": sizes},
+        }
+        self.expected = config.token.encode() if config.token else None
+        self.in_progress = 0
+        self.capacity = pool.size + pool.max_waiting
+
+    def starlette(self) -> Starlette:
+        app = Starlette(
+            routes=[
+                Route("/", self.homepage, methods=["GET"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/v1/detect", self.admitted(self.detect), methods=["POST"]),
+                Route("/v1/blur", self.admitted(self.blur), methods=["POST"]),
+                Route("/v1/convert", self.admitted(self.convert), methods=["POST"]),
+            ],
+            exception_handlers={
+                ApiError: self.on_api_error,
+                HTTPException: self.on_http_error,
+                ClientDisconnect: self.on_disconnect,
+                Exception: self.on_crash,
+            },
+        )
+        app.state.pool = self.pool
+        app.state.config = self.config
+        return app
+
+    # ------------------------------------------------------------------ shared by the API routes
+
+    def authorize(self, request: Request) -> None:
+        if self.expected is None:
             return
         scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
         # the scheme is case-insensitive (RFC 9110: "bearer" is "Bearer"); the token is compared in constant time
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1", "replace"), self.expected):
             raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
 
-    async def upload_of(request: Request) -> bytes:
-        try:
-            read = read_upload(request.headers, request.stream(), config.max_upload_bytes)
-            return await asyncio.wait_for(read, config.upload_timeout)
-        except DecodeError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-        except asyncio.TimeoutError:
-            raise ApiError(408, f"upload not received within {config.upload_timeout:g} s") from None
-
-    in_progress = [0]
-    capacity = pool.size + pool.max_waiting
-
-    def admitted(handler):
+    def admitted(self, handler):
         """At most ``capacity`` API requests at once; the rest get 503 before their upload is read."""
 
         async def guarded(request: Request) -> Response:
-            authorize(request)
-            if in_progress[0] >= capacity:
-                raise ApiError(503, f"server busy: {in_progress[0]} requests in progress; retry later", {"Retry-After": "1"})
-            in_progress[0] += 1
+            self.authorize(request)
+            if self.in_progress >= self.capacity:
+                raise ApiError(503, f"server busy: {self.in_progress} requests in progress; retry later", {"Retry-After": "1"})
+            self.in_progress += 1
             try:
                 return await handler(request)
             finally:
-                in_progress[0] -= 1
+                self.in_progress -= 1
 
         return guarded
 
-    async def in_pool(fn, *args):
+    async def upload_of(self, request: Request) -> bytes:
         try:
-            return await pool.run(fn, *args)
+            read = read_upload(request.headers, request.stream(), self.config.max_upload_bytes)
+            return await asyncio.wait_for(read, self.config.upload_timeout)
+        except DecodeError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"upload not received within {self.config.upload_timeout:g} s") from None
+
+    async def in_pool(self, fn, *args):
+        try:
+            return await self.pool.run(fn, *args)
         except Busy as exc:
             raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
         except DecodeError as exc:
@@ -237,76 +276,66 @@ def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
         except FacespotError as exc:  # the runtime refused this image
             raise ApiError(400, str(exc)) from None
 
-    async def homepage(request: Request) -> Response:
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+    # ------------------------------------------------------------------ routes
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({**health, "in_progress": in_progress[0], "waiting": pool.waiting})
+    async def homepage(self, request: Request) -> Response:
+        return HTMLResponse(self.page, headers=PAGE_HEADERS)
 
-    @admitted
-    async def detect(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({**self.health, "in_progress": self.in_progress, "waiting": self.pool.waiting})
+
+    async def detect(self, request: Request) -> Response:
+        config = self.config
         _check_known(request.query_params, DETECT_PARAMS)
-        options = _detector_options(base_options, request.query_params, config, config.detect_threshold)
-        data = await upload_of(request)
-        return JSONResponse(await in_pool(_detect_job, data, options, config.max_pixels))
+        options = _detector_options(self.base_options, request.query_params, config, config.detect_threshold)
+        data = await self.upload_of(request)
+        return JSONResponse(await self.in_pool(_detect_job, data, options, config.max_pixels))
 
-    @admitted
-    async def blur(request: Request) -> Response:
+    async def blur(self, request: Request) -> Response:
         from facespot.runtime.anonymize import METHODS
 
-        params = request.query_params
+        config, params = self.config, request.query_params
         _check_known(params, BLUR_PARAMS)
-        options = _detector_options(base_options, params, config, config.blur_threshold)
+        point = self.blur_point if params.get("threshold") in (None, "") else None  # a given threshold: every face over it
+        threshold = point.low if point is not None else config.blur_threshold
+        options = _detector_options(self.base_options, params, config, threshold)
         method = params.get("method") or "gaussian"
         if method not in METHODS:
             raise ApiError(400, f"query parameter 'method' must be one of {', '.join(METHODS)}, got {method!r}")
         margin = _number(params, "margin", 0.2, 0.0, 2.0)
         fmt = _format(params, None)
-        data = await upload_of(request)
-        body, media_type, count = await in_pool(_blur_job, data, options, config.max_pixels, method, margin, fmt)
+        data = await self.upload_of(request)
+        body, media_type, count = await self.in_pool(_blur_job, data, options, config.max_pixels, method, margin, fmt, point)
         return Response(body, media_type=media_type, headers={"X-Faces": str(count), "Cache-Control": "no-store"})
 
-    @admitted
-    async def convert(request: Request) -> Response:
+    async def convert(self, request: Request) -> Response:
         _check_known(request.query_params, ("format",))
         fmt = _format(request.query_params, "png")
-        data = await upload_of(request)
-        body, media_type = await in_pool(_convert_job, data, config.max_pixels, fmt)
+        data = await self.upload_of(request)
+        body, media_type = await self.in_pool(_convert_job, data, self.config.max_pixels, fmt)
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
 
-    async def on_api_error(request: Request, exc: Exception) -> Response:
+    # ------------------------------------------------------------------ errors
+
+    async def on_api_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return error(exc.status, str(exc), exc.headers)
 
-    async def on_http_error(request: Request, exc: Exception) -> Response:
+    async def on_http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return error(exc.status_code, str(exc.detail).lower(), dict(exc.headers or {}))
 
-    async def on_disconnect(request: Request, exc: Exception) -> Response:
+    async def on_disconnect(self, request: Request, exc: Exception) -> Response:
         return Response(status_code=400)  # nobody is listening any more
 
-    async def on_crash(request: Request, exc: Exception) -> Response:
+    async def on_crash(self, request: Request, exc: Exception) -> Response:
         # The traceback goes to the log (by the server); the client learns nothing internal.
         return error(500, "internal server error")
 
-    app = Starlette(
-        routes=[
-            Route("/", homepage, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/v1/detect", detect, methods=["POST"]),
-            Route("/v1/blur", blur, methods=["POST"]),
-            Route("/v1/convert", convert, methods=["POST"]),
-        ],
-        exception_handlers={
-            ApiError: on_api_error,
-            HTTPException: on_http_error,
-            ClientDisconnect: on_disconnect,
-            Exception: on_crash,
-        },
-    )
-    app.state.pool = pool
-    app.state.config = config
-    return app
+
+def create_app(pool: DetectorPool, config: ServeConfig) -> Starlette:
+    """The Starlette app over a ready pool of detectors."""
+    return ServeApp(pool, config).starlette()
 
 
 PAGE_HEADERS = {
