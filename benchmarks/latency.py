@@ -247,4 +247,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from facespot.errors import FacespotError
+
+    try:
+        main()
+    except FacespotError as exc:  # a missing or wrong model file: one line, not a traceback
+        print(f"latency: error: {exc}", file=sys.stderr)
+        sys.exit(2)
