@@ -210,6 +210,39 @@ def test_ema_is_saved_validated_and_resumed(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt").ema_state["updates"] == 3 and res2.epochs_done == 3
 
 
+def test_a_run_cut_inside_an_epoch_resumes_at_the_saved_batch(tmp_path, monkeypatch):
+    """``checkpoint_minutes`` saves last.pt inside an epoch; a run killed there resumes at the
+    next batch of the same epoch order and ends with the losses of a run never cut."""
+    from facespot.train import loop as L
+
+    kw = dict(epochs=2, batch_size=1, data={"train": [{"format": "wider", "path": "x"}], "input_size": [64, 64]},
+              augment=[{"square_crop": {}}, {"hflip": {}}], checkpoint_minutes=1e-9)
+    records = fixture_records()
+    whole = train(recipe(tmp_path / "whole", **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    cut_at = len(records) + 2  # the third batch of epoch 2
+
+    real_step = L._Run.train_step
+
+    def killed(self, batch, epoch, it, log):
+        if self.step == cut_at:
+            raise KeyboardInterrupt
+        return real_step(self, batch, epoch, it, log)
+
+    monkeypatch.setattr(L._Run, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe(tmp_path / "cut", **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    ck = load_checkpoint(tmp_path / "cut" / "run" / "last.pt")
+    assert (ck.epoch, ck.batches_done, ck.global_step) == (1, 2, cut_at)
+    monkeypatch.setattr(L._Run, "train_step", real_step)
+    rest = train(recipe(tmp_path / "cut", **kw), model=_seeded_tiny(0), train_records=records, val_records=[],
+                 resume=tmp_path / "cut" / "run" / "last.pt", progress=False)
+    assert np.allclose(rest.step_losses, whole.step_losses[cut_at:], rtol=1e-5, atol=1e-7)
+    end = load_checkpoint(tmp_path / "cut" / "run" / "last.pt")
+    assert (end.epoch, end.batches_done, end.global_step) == (2, 0, 2 * len(records))
+    with pytest.raises(FacespotError, match="checkpoint_minutes must be > 0"):
+        recipe(tmp_path, checkpoint_minutes=0)
+
+
 def test_workers_persist_across_epochs_and_repeats_weight_sources(tmp_path):
     """Two loader workers serve all epochs (same losses as no workers), and a source with
     repeat 2 is seen twice per epoch."""

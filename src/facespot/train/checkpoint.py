@@ -34,6 +34,7 @@ class Checkpoint:
     best_ap: float | None
     recipe: dict[str, Any]
     ema_state: dict[str, Any] | None = None  # facespot.train.ema.ModelEMA.state_dict()
+    batches_done: int = 0  # of epoch ``epoch + 1``, when saved inside it (``checkpoint_minutes``)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
@@ -51,6 +52,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "best_ap": ckpt.best_ap,
         "recipe": ckpt.recipe,
         "ema": ckpt.ema_state,
+        "batches_done": ckpt.batches_done,
     }
     return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
@@ -79,6 +81,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return Checkpoint(
         d["model_name"], d["model_config"], d["model"], d.get("optimizer"), d.get("scheduler"),
         int(d["epoch"]), int(d.get("global_step", 0)), d.get("best_ap"), d.get("recipe", {}), d.get("ema"),
+        int(d.get("batches_done", 0)),
     )
 
 

@@ -139,6 +139,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network (pays off on long GPU runs)
     seed: int = 0
     checkpoint_every: int = 1  # epochs
+    # also save last.pt every this many minutes inside an epoch (a resume continues from that batch):
+    # a 25-minute CPU epoch cut by a restart loses at most this much; null = only at epoch ends
+    checkpoint_minutes: float | None = None
     val_every: int = 1  # epochs; 0 = never
     log_every: int = 20  # iterations between log lines
     max_iters_per_epoch: int | None = None  # cap (smoke tests, quick looks)
@@ -232,6 +235,8 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise bad("epochs and batch_size must be >= 1 and workers >= 0")
     if cfg.checkpoint_every < 1:
         raise bad("checkpoint_every must be >= 1")
+    if cfg.checkpoint_minutes is not None and not cfg.checkpoint_minutes > 0:
+        raise bad(f"checkpoint_minutes must be > 0 (or null), got {cfg.checkpoint_minutes}")
     if not 0.0 <= cfg.data.val_split < 1.0:
         raise bad(f"data.val_split must be in [0, 1), got {cfg.data.val_split}")
     if cfg.data.input_size is not None and (len(cfg.data.input_size) != 2 or min(cfg.data.input_size) < 8):

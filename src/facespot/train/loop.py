@@ -12,7 +12,7 @@ and ``torch.compile``; an EMA of the weights is what validation scores and what 
 
 Outputs in ``out_dir``: ``config.yaml`` (the effective recipe), ``metrics.jsonl`` (and
 TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
-``checkpoint_every`` epochs), ``best.safetensors`` (highest validation AP) and
+``checkpoint_every`` epochs and, with ``checkpoint_minutes``, inside an epoch too), ``best.safetensors`` (highest validation AP) and
 ``final.safetensors`` (the last weights); the ``.safetensors`` files load with
 ``facespot.models.io.load_model`` as ``facespot eval``/detect expect.
 """
@@ -118,9 +118,10 @@ class _Data:
     crop_scales: tuple[float, ...] = ()
     seed: int = 0
 
-    def epoch_batches(self, epoch: int):
-        """This epoch's batches, from the loader's workers or augmented on the device."""
-        self.sampler.set_epoch(epoch)
+    def epoch_batches(self, epoch: int, skip_batches: int = 0):
+        """This epoch's batches, from the loader's workers or augmented on the device, less the
+        first ``skip_batches`` (trained on before a resume inside the epoch)."""
+        self.sampler.set_epoch(epoch, skip_batches * self.batch_size)
         if self.loader is not None:
             return iter(self.loader)
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch, self.sampler.rank]).integers(2**62)))
@@ -244,7 +245,7 @@ class _Run:
         self.scheduler = make_scheduler(cfg, self.optimizer, self.data.iters)
         self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema else None
         self.gen = torch.Generator().manual_seed(cfg.seed + self.info.rank)
-        self.start_epoch, self.step, best_ap = 0, 0, None
+        self.start_epoch, self.start_batch, self.step, best_ap = 0, 0, 0, None
         self.result = TrainResult(self.out_dir, None, None, 0, best_ap=best_ap)
         self.last_ckpt = self.out_dir / "last.pt"
         self.best_path = self.out_dir / "best.safetensors"
@@ -275,6 +276,7 @@ class _Run:
             else:  # a run that kept no average: start it from the resumed weights
                 self.ema = ModelEMA(self.model, self.cfg.ema_decay)
         self.start_epoch, self.step, self.result.best_ap = ckpt.epoch, ckpt.global_step, ckpt.best_ap
+        self.start_batch = ckpt.batches_done
         if self.start_epoch >= self.cfg.epochs:
             raise FacespotError(
                 f"{path}: checkpoint already finished {self.start_epoch} epochs (recipe asks for {self.cfg.epochs}); raise --epochs"
@@ -340,9 +342,11 @@ class _Run:
         self.timer.epoch_started()
         iters = self.data.iters
         bar = tqdm(total=iters, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not self.progress, unit="it", dynamic_ncols=True)
-        seen, t0, losses = 0, time.perf_counter(), []
-        batches = self.data.epoch_batches(epoch)
-        for it in range(iters):
+        first = self.start_batch if epoch == self.start_epoch else 0  # > 0: resumed inside this epoch
+        bar.update(first)
+        seen, t0, losses, saved = 0, time.perf_counter(), [], time.monotonic()
+        batches = self.data.epoch_batches(epoch, first)
+        for it in range(first, iters):
             with self.timer.section("data"):
                 batch = next(batches, None)
             # ranks skip or stop together (2: out of batches, 1: every image unreadable), or the
@@ -362,8 +366,11 @@ class _Run:
             rate = seen * self.info.world_size / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{rate:.1f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             bar.update(1)
+            if self.main and self.cfg.checkpoint_minutes and time.monotonic() - saved >= 60 * self.cfg.checkpoint_minutes:
+                self.save_last(epoch, batches_done=it + 1)
+                saved = time.monotonic()
             if self.main and not self.progress and (it + 1) % PLAIN_PROGRESS_EVERY == 0:  # a log file, not a terminal
-                left = (iters - it - 1) * (time.perf_counter() - t0) / (it + 1)
+                left = (iters - it - 1) * (time.perf_counter() - t0) / (it + 1 - first)
                 print(f"facespot train: epoch {epoch + 1}/{self.cfg.epochs}, step {it + 1}/{iters}, loss {loss:.3f}, "
                       f"{rate:.1f} img/s, epoch done in {left / 60:.0f} min", file=sys.stderr, flush=True)  # fmt: skip
         bar.close()
@@ -398,12 +405,16 @@ class _Run:
                     result.best_weights = self.best_path
             log.scalars(self.step, record, epoch=epoch + 1)
             if (epoch + 1) % cfg.checkpoint_every == 0 or last:
-                save_checkpoint(self.last_ckpt, Checkpoint(
-                    self.model_name, self.model_cfg, self.model.state_dict(), self.optimizer.state_dict(),
-                    self.scheduler.state_dict(), epoch + 1, self.step, result.best_ap, cfg.to_dict(),
-                    self.ema.state_dict() if self.ema is not None else None,
-                ))
+                self.save_last(epoch + 1)
         D.barrier(self.info)
+
+    def save_last(self, epochs_done: int, batches_done: int = 0) -> None:
+        """``last.pt``: everything a resume needs, at an epoch end or ``batches_done`` into the next."""
+        save_checkpoint(self.last_ckpt, Checkpoint(
+            self.model_name, self.model_cfg, self.model.state_dict(), self.optimizer.state_dict(),
+            self.scheduler.state_dict(), epochs_done, self.step, self.result.best_ap, self.cfg.to_dict(),
+            self.ema.state_dict() if self.ema is not None else None, batches_done,
+        ))
 
     def finish(self, log: RunLog) -> None:
         from facespot.models.io import save_weights

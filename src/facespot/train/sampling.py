@@ -38,6 +38,7 @@ class EpochSampler(torch.utils.data.Sampler):
         self.shuffle = bool(shuffle)
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
+        self.skip = 0  # items of this epoch already trained on (a resume inside an epoch)
         whole = np.floor(r).astype(np.int64)
         frac = r - whole
         self._whole = whole
@@ -46,8 +47,9 @@ class EpochSampler(torch.utils.data.Sampler):
         total = int(whole.sum()) + sum(int(round(len(ix) * f)) for ix, f in self._groups)
         self._per_rank = total // self.world_size
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Draw epoch ``epoch``; ``skip``: leave out its first items (already trained on)."""
+        self.epoch, self.skip = int(epoch), int(skip)
 
     def __len__(self) -> int:
         return self._per_rank
@@ -64,7 +66,7 @@ class EpochSampler(torch.utils.data.Sampler):
         if self.shuffle:
             items = items[rng.permutation(len(items))]
         n = self._per_rank * self.world_size
-        return items[:n][self.rank :: self.world_size]
+        return items[:n][self.rank :: self.world_size][self.skip :]
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         for i, k in self.epoch_items().tolist():
