@@ -101,12 +101,15 @@ def test_check_budgets_names_every_broken_budget():
     assert got.fp_per_image == 1.0 and got.blank_faces == 2 and got.at_threshold.precision == 0.0
 
 
-@pytest.mark.parametrize("name", ["spotnet_n", "faceboxes"])
-def test_logit_shift_moves_every_score_the_same_way(name):
+@pytest.mark.parametrize("name, options", [
+    ("spotnet_n", {}), ("faceboxes", {}), ("tinyfaces", {"backbone": "resnet18"}),
+    ("yolo", {"backbone": "pool_resnet", "input_size": 128, "grid_size": 4}), ("grid_mobilenetv2", {"input_size": 128, "grid_size": 4}),
+])
+def test_logit_shift_moves_every_score_the_same_way(name, options):
     from facespot.models import build
 
     torch.manual_seed(0)
-    m = build(name).eval()
+    m = build(name, **options).eval()
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         before = m(x)[1]

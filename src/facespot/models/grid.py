@@ -108,6 +108,10 @@ class GridMobileNetV2(FaceModel):
         out = flatten_head(self.head(y), 5)  # (B, A, 5): tx, ty, tw, th, objectness
         return out[..., :4], out[..., 4]
 
+    @torch.no_grad()
+    def shift_face_logit(self, delta: float) -> None:
+        self.head.bias[4] += float(delta)  # (tx, ty, tw, th, objectness)
+
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.stride_grid_cells(height, width, self.stride, 1)
 

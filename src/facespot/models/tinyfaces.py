@@ -133,6 +133,12 @@ class TinyFaces(FaceModel):
                 nn.init.zeros_(conv.bias)
                 conv.bias[:num_t] = bias
 
+    @torch.no_grad()
+    def shift_face_logit(self, delta: float) -> None:
+        # the score map is res3's plus the others bilinearly upsampled: a constant added to
+        # res3's template scores moves every fused score by exactly that much
+        self.score[0].bias[: len(self.templates)] += float(delta)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.backbone(x)
         base = feats[self.levels[0]]

@@ -99,6 +99,10 @@ class YoloV1(FaceModel):
         out = flatten_head(self.head(y), 5)  # (B, gh*gw*boxes, 5): tx, ty, tw, th, confidence
         return out[..., :4], out[..., 4]
 
+    @torch.no_grad()
+    def shift_face_logit(self, delta: float) -> None:
+        self.head.bias[4 :: 5] += float(delta)  # each predictor's (tx, ty, tw, th, confidence)
+
     def anchors(self, height: int, width: int) -> np.ndarray:
         return anchor_gen.stride_grid_cells(height, width, self.stride, self.boxes_per_cell)
 
