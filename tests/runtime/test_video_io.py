@@ -110,8 +110,11 @@ def test_other_containers_and_odd_sizes(tmp_path):
 def test_stopping_leaves_a_playable_h264_file_with_audio(tmp_path, stop, code):
     src = make_video(tmp_path / "in.mp4", n=600, size=(640, 360))
     out = tmp_path / "out.mp4"
+    # SIGINT as a terminal gives it, even when the tests run in the background (a shell's `&`
+    # starts them with SIGINT ignored, and a child inherits that)
     proc = subprocess.Popen([sys.executable, "-m", "facespot", "blur", str(src), "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         if out.exists() and out.stat().st_size > 50_000:  # some frames are written
