@@ -12,9 +12,9 @@ and ``torch.compile``; an EMA of the weights is what validation scores and what 
 
 Outputs in ``out_dir``: ``config.yaml`` (the effective recipe), ``metrics.jsonl`` (and
 TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
-``checkpoint_every`` epochs and, with ``checkpoint_minutes``, inside an epoch too), ``best.safetensors`` (highest validation AP) and
-``final.safetensors`` (the last weights); the ``.safetensors`` files load with
-``facespot.models.io.load_model`` as ``facespot eval``/detect expect.
+``checkpoint_every`` epochs and, with ``checkpoint_minutes``, inside an epoch too),
+``best.safetensors`` (highest validation AP) and ``final.safetensors`` (the last weights); the
+``.safetensors`` files load with ``facespot.models.io.load_model`` as ``facespot eval``/detect expect.
 """
 
 from __future__ import annotations
