@@ -532,6 +532,11 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     truncated, over ``max_pixels``), raises :class:`FacespotError` naming the file.
     """
     path = Path(path)
+    return decode_image(_image_bytes(path), max_pixels, what=path)
+
+
+def _image_bytes(path: Path) -> bytes:
+    """An image file's bytes; a missing, unreadable or empty file is one line naming it."""
     if not path.exists():
         raise FacespotError(f"{path}: image file not found")
     if not path.is_file():
@@ -542,7 +547,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise FacespotError(f"{path}: cannot read image ({exc})") from exc
     if not data:
         raise FacespotError(f"{path}: image file is empty (0 bytes)")
-    return decode_image(data, max_pixels, what=path)
+    return data
 
 
 def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -551,10 +556,7 @@ def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
     that give back what came in (``facespot blur`` keeps alpha, gray and 16 bits, as the
     server does); :func:`read_image` is the 8-bit RGB every detector takes."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FacespotError(f"{path}: cannot read image ({exc})") from exc
+    data = _image_bytes(path)
     img = orient_decoded(decode_pixels(data, max_pixels, path, keep_16_bits=True), data)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]

@@ -71,10 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facespot.distributed.options import check_local, engine_options
-    from facespot.errors import FacespotError
     from facespot.files import Output, ensure_folder
     from facespot.runtime.json_lines import open_json_lines, run_settings
-    from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
+    from facespot.runtime.pipeline import DetectOutputs, check_detect_request, check_run_outputs, run_source
 
     settings = detection_settings(args)
     if args.engine == "ray":  # the same outputs from a Ray Data actor pool (facespot[ray])
@@ -85,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
     check_local(args)
     source = settings.open_source()
     try:
-        if args.wider_out and source.kind in ("video", "camera"):
-            raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
-        if args.resume and (not args.json or args.json == "-" or source.kind in ("video", "camera")):
-            raise FacespotError("--resume continues a --json FILE for an image or a folder (not standard output, not a video)")
+        check_detect_request(source, args.wider_out, args.json, args.resume)
         # every output is checked before the model loads: none may replace an input, all writable
         others = [Output("--wider-out", Path(args.wider_out), "dir")] if args.wider_out else []
         if args.json and args.json != "-":

@@ -74,7 +74,7 @@ def run(
     from facespot.distributed.session import require_ray
     from facespot.files import Output, ensure_folder
     from facespot.runtime.json_lines import open_json_lines, run_settings
-    from facespot.runtime.pipeline import DetectOutputs, check_run_outputs, run_source
+    from facespot.runtime.pipeline import DetectOutputs, check_detect_request, check_run_outputs, run_source
 
     require_ray()  # a missing extra is one line before anything else happens
     if engine.address:  # actors on other machines run in other folders: give them absolute paths
@@ -94,10 +94,8 @@ def run(
     try:
         if source.kind == "camera":
             raise FacespotError("--engine ray runs images, folders and video files; a camera is one live stream: leave out --engine ray")
-        if wider_path is not None and source.kind == "video":
-            raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
-        if resume and (json_path is None or source.kind == "video"):
-            raise FacespotError("--resume continues a --json FILE for an image or a folder (not standard output, not a video)")
+        if detect:
+            check_detect_request(source, wider_out, json_out, resume)
         others = [Output("--wider-out", wider_path, "dir")] if wider_path is not None else []
         if json_path is not None:
             others.append(Output("--json", json_path))

@@ -119,7 +119,7 @@ class Job:
     spec: str = ""  # the SOURCE argument
     root: str | None = None  # folder (or the image's parent): names are relative to it
     out: str | None = None  # --save / --out
-    handle: Callable | None = None  # the local run's handle: DetectOutputs(draw=True) or blur_handler
+    handle: Callable | None = None  # the local run's handle: DetectOutputs(draw=True) or BlurOutputs
     max_pixels: int | None = None
     video_size: tuple[int, int] | None = None  # (w, h) of the first frame: every frame is resized to it
     video_frames: int | None = None  # announced frame count, for the "ended early" message

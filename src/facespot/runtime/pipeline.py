@@ -114,6 +114,15 @@ def check_save_target(source: Source, out: Path) -> None:
         )
 
 
+def check_detect_request(source: Source, wider_out: str | Path | None, json_out: str | None, resume: bool) -> None:
+    """``detect``'s outputs that need images, for both engines: ``--wider-out`` (one file per
+    image) and ``--resume`` (a ``--json FILE``, not standard output, of an image or a folder)."""
+    if wider_out and source.kind in ("video", "camera"):
+        raise FacespotError("--wider-out writes one file per image; it does not apply to videos or cameras")
+    if resume and (not json_out or json_out == "-" or source.kind in ("video", "camera")):
+        raise FacespotError("--resume continues a --json FILE for an image or a folder (not standard output, not a video)")
+
+
 def source_inputs(source: Source) -> list[Path]:
     """The files a run reads, which no output may replace."""
     if source.kind == "camera":
@@ -495,11 +504,6 @@ class BlurStream:
 
     def finish(self) -> list[tuple[Frame, np.ndarray]]:
         return self._blur(self.planner.finish())
-
-
-def blur_handler(method: str, margin: float, settings=None, track: bool = False) -> BlurOutputs:
-    """The ``handle`` for ``facespot blur`` (see :class:`BlurOutputs`)."""
-    return BlurOutputs(method, margin, settings, track)
 
 
 def blur_outputs(model: str, method: str, margin: float, track: bool = True, threshold: float | None = None,
