@@ -68,6 +68,11 @@ def main() -> int:
     p.add_argument("--precision", type=float, default=0.95, help="lowest precision at 0.5 on the calibration images (default 0.95)")
     p.add_argument("--max-fp", type=float, default=0.01, help="false faces per face-free training photo at 0.5 (default 0.01)")
     p.add_argument("--no-group-offsets", action="store_true", help="keep the score groups' offsets as they are")
+    p.add_argument("--recall-offsets", action="store_true",
+                   help="then nudge the score groups' offsets so that the most faces >= --recall-height px pass at 0.5 "
+                        "with every budget met, mean AP within --ap-tolerance (facespot.shipping.calibrate.choose_recall_offsets)")
+    p.add_argument("--recall-height", type=int, default=24, help="--recall-offsets: the faces whose recall counts (default 24 px)")
+    p.add_argument("--ap-tolerance", type=float, default=0.01, help="--recall-offsets: most mean AP it may cost (default 0.01)")
     p.add_argument("--eval-split", default=str(ROOT.parent / "shared" / "data" / "wider-val-eval"),
                    help="the evaluation split's folder: none of its images may be used here")
     p.add_argument("--half", action="store_true",
@@ -85,7 +90,8 @@ def main() -> int:
     from facespot.models.io import load_model, save_weights
     from facespot.runtime.detector import Detector
     from facespot.runtime.packaged import add_packaged, sha256_file
-    from facespot.shipping.calibrate import calibrate, check_budgets, choose_group_offsets, group_candidates
+    from facespot.shipping.calibrate import (calibrate, check_budgets, choose_group_offsets, choose_recall_offsets, group_candidates,
+                                             wider_mean_ap)
     from facespot.train.config import load_config
     from facespot.train.sources import load_source, load_sources
 
@@ -122,7 +128,9 @@ def main() -> int:
     print(f"calibration set: {len(faces)} held-out annotated images ({sum(len(r) for r in faces)} faces), "
           f"{len(negatives)} face-free training photos, {len(blanks)} synthetic frames", flush=True)
 
-    offsets = None
+    offsets = recall = None
+    if args.recall_offsets and (args.no_group_offsets or not hasattr(model, "score_groups")):
+        return fail("--recall-offsets moves score-group offsets: it needs a model with score groups and no --no-group-offsets")
     if hasattr(model, "score_groups") and not args.no_group_offsets:
         wider = [r for s in cfg.data.calibration if s.format == "wider" for r in load_source(s, cfg.source)]
         if not (wider and cfg.data.wider_gt_dir):
@@ -138,7 +146,17 @@ def main() -> int:
         cands = group_candidates(detector, wider, progress=_progress("score groups", len(wider)))
         offsets = choose_group_offsets(cands, gt, int(model.score_groups(64, 64).max()) + 1)
         print(f"score groups on {len(wider)} held-out WIDER images: {offsets.summary()}", flush=True)
-        model.add_score_offsets(offsets.offsets)
+        chosen = offsets.offsets
+        if args.recall_offsets:
+            face_cands = cands if [r.name for r in faces] == [r.name for r in wider] else group_candidates(
+                detector, faces, progress=_progress("recall offsets, annotated images", len(faces)))
+            neg_cands = group_candidates(detector, negatives, progress=_progress("recall offsets, face-free photos", len(negatives)))
+            blank_cands = group_candidates(detector, blanks, progress=_progress("recall offsets, blank frames", len(blanks)))
+            recall = choose_recall_offsets(faces, face_cands, neg_cands, blank_cands, chosen, args.precision, args.max_fp,
+                                           args.recall_height, wider_mean_ap(gt, cands), args.ap_tolerance)  # fmt: skip
+            print(f"score groups for recall on the calibration images: {recall.summary()}", flush=True)
+            chosen = recall.offsets
+        model.add_score_offsets(chosen)
     detector = Detector.from_model(model, "onnxruntime", score_threshold=0.02)
     n = len(faces) + len(negatives) + len(blanks)
     cal = calibrate(detector, faces, negatives, blanks, args.precision, args.max_fp, progress=_progress("calibration", n))
@@ -153,6 +171,7 @@ def main() -> int:
             "calibration_budgets": f"precision >= {args.precision} on {len(faces)} held-out images; <= {args.max_fp} false "
                                    f"faces per face-free training photo ({len(negatives)}); none on {len(blanks)} blank frames",
             **({"score_groups": offsets.summary()} if offsets is not None else {}),
+            **({"score_groups_recall": recall.summary()} if recall is not None else {}),
         }, half=args.half)  # fmt: skip
         staged_onnx = Path(tmp) / f"{stem}.onnx"
         if cli(["export", str(staged), "--onnx", str(staged_onnx)] + (["--half"] if args.half else [])) != 0:

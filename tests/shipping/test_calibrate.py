@@ -155,3 +155,49 @@ def test_group_candidates_are_the_detectors_own_boxes_before_nms():
     face = max(det(str(photo)), key=lambda f: f.score)
     np.testing.assert_allclose(best[:4], face.box, atol=0.05)
     assert 1 / (1 + math.exp(-best[4])) == pytest.approx(face.score, abs=1e-4)
+
+
+def test_recall_offsets_let_small_faces_pass_where_large_false_faces_set_the_bar():
+    """10 photos with one 30-px face each, found at logit 0.0 by the small-anchor group 0; 100
+    face-free photos, 10 with a large false face at logit 1.0 in group 4. With 1% allowed (one
+    false face), plain offsets put the threshold above logit 1.0 and no face passes; lowering
+    group 4 (or raising group 0) by more than 1.0 lets all ten through, budgets kept."""
+    from facespot.shipping.calibrate import choose_recall_offsets
+
+    faces, face_cands = [], {}
+    for i in range(10):
+        faces.append(FaceRecord(FIX, [[40, 40, 70, 70]], name=f"f{i}"))
+        face_cands[f"f{i}"] = np.array([[40, 41, 70, 70, 0.0, 0]], np.float32)
+    neg_cands = {f"n{i}": (np.array([[0, 0, 120, 120, 1.0, 4]], np.float32) if i < 10 else np.zeros((0, 6), np.float32))
+                 for i in range(100)}  # fmt: skip
+    blank_cands = {"b": np.array([[0, 0, 50, 50, -3.0, 2]], np.float32)}
+    got = choose_recall_offsets(faces, face_cands, neg_cands, blank_cands, np.zeros(6), precision=0.95,
+                                max_fp_per_image=0.01, min_height=24)  # fmt: skip
+    assert got.recall_before == 0.0 and got.recall_after == 1.0
+    assert got.offsets[0] - got.offsets[4] > 1.0  # the real faces' group now above the false faces'
+    assert abs(float(got.offsets.mean())) < 1e-6
+    # and the calibration on those scores admits every face and at most one false face
+    z = lambda c: c[:, 4] + got.offsets[c[:, 5].astype(int)]  # noqa: E731
+    t = max(count_threshold(sigmoid_all(np.concatenate([z(c) for c in neg_cands.values()])), 1),
+            count_threshold(sigmoid_all(z(blank_cands["b"])), 0))  # fmt: skip
+    assert all(sigmoid_all(z(c))[0] >= t for c in face_cands.values())
+
+
+def test_recall_offsets_respect_the_ap_tolerance():
+    """The same case with a mean-AP function that falls as group 0 rises above group 4: a
+    tolerance of 0 forbids every move, so the offsets stay where they started."""
+    from facespot.shipping.calibrate import choose_recall_offsets
+
+    faces = [FaceRecord(FIX, [[40, 40, 70, 70]], name="f")]
+    face_cands = {"f": np.array([[40, 41, 70, 70, 0.0, 0]], np.float32)}
+    neg_cands = {f"n{i}": np.array([[0, 0, 120, 120, 1.0, 4]], np.float32) for i in range(10)}
+    start = np.array([0.1, 0.0, 0.0, 0.0, -0.1, 0.0])
+    got = choose_recall_offsets(faces, face_cands, neg_cands, {}, start, mean_ap=lambda off: 1.0 - abs(off[0] - off[4] - 0.2),
+                                ap_tolerance=0.0)  # fmt: skip
+    assert got.recall_after == got.recall_before == 0.0
+    np.testing.assert_allclose(got.offsets, start - start.mean(), atol=1e-6)
+    assert got.ap_before == got.ap_after == pytest.approx(1.0)
+
+
+def sigmoid_all(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))

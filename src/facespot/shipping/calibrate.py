@@ -243,6 +243,19 @@ def _wider_aps(gt, candidates: dict[str, np.ndarray], offsets: np.ndarray, iou: 
     return {k: float(v) for k, v in evaluate_wider(gt, preds, images=list(candidates)).ap.items()}
 
 
+def wider_mean_ap(gt, candidates: dict[str, np.ndarray], iou_threshold: float = 0.3) -> Callable[[np.ndarray], float]:
+    """``offsets -> mean WIDER AP`` (easy, medium, hard) of ``candidates`` for an offset search:
+    NMS is run once on the plain scores (offsets move few boxes across it)."""
+    survivors = {}
+    for name, c in candidates.items():
+        survivors[name] = c[B.nms(c[:, :4], c[:, 4], iou_threshold, max_out=750)] if len(c) else c
+
+    def mean_ap(offsets: np.ndarray) -> float:
+        return float(np.mean(list(_wider_aps(gt, survivors, np.asarray(offsets), iou_threshold, True).values())))
+
+    return mean_ap
+
+
 def choose_group_offsets(
     candidates: dict[str, np.ndarray], gt, groups: int, iou_threshold: float = 0.3,
     slopes: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), step: float = 0.3,
@@ -256,13 +269,7 @@ def choose_group_offsets(
     ``+-step``. The search keeps the NMS survivors of the plain scores (offsets move few
     boxes across NMS); the numbers it returns are exact.
     """
-    survivors = {}
-    for name, c in candidates.items():
-        survivors[name] = c[B.nms(c[:, :4], c[:, 4], iou_threshold, max_out=750)] if len(c) else c
-
-    def mean_ap(off: np.ndarray) -> float:
-        return float(np.mean(list(_wider_aps(gt, survivors, off, iou_threshold, True).values())))
-
+    mean_ap = wider_mean_ap(gt, candidates, iou_threshold)
     centre = (groups - 1) / 2.0
     best_off, best = np.zeros(groups), -1.0
     for c in slopes:
@@ -284,3 +291,92 @@ def choose_group_offsets(
         _wider_aps(gt, candidates, np.zeros(groups), iou_threshold, False),
         _wider_aps(gt, candidates, best_off, iou_threshold, False),
     )
+
+
+@dataclass
+class RecallOffsets:
+    offsets: np.ndarray  # one logit offset per score group (mean 0)
+    min_height: int  # the faces whose recall was maximised (>= this many pixels high)
+    recall_before: float  # at the operating point the budgets allow, on the annotated images
+    recall_after: float
+    ap_before: float  # mean WIDER AP (easy, medium, hard) of the annotated images; NaN without mean_ap
+    ap_after: float
+    binding: str  # the budget that sets the threshold with the chosen offsets
+
+    def summary(self) -> str:
+        ap = "" if math.isnan(self.ap_before) else f", mean AP {self.ap_before:.3f} -> {self.ap_after:.3f}"
+        return (
+            f"recall offsets {' '.join(f'{v:+.2f}' for v in self.offsets)}: recall of faces >= {self.min_height} px at the "
+            f"operating point {self.recall_before:.3f} -> {self.recall_after:.3f}{ap}; the {self.binding} budget binds"
+        )
+
+
+def choose_recall_offsets(
+    faces: Sequence[FaceRecord], face_cands: dict[str, np.ndarray], negative_cands: dict[str, np.ndarray],
+    blank_cands: dict[str, np.ndarray], start: np.ndarray, precision: float = 0.95, max_fp_per_image: float = 0.01,
+    min_height: int = 24, mean_ap: Callable[[np.ndarray], float] | None = None, ap_tolerance: float = 0.01,
+    iou_threshold: float = 0.3, steps: Sequence[float] = (0.1, 0.2, 0.4, 0.8, 1.6), passes: int = 3,
+) -> RecallOffsets:
+    """Score-group offsets that let the most faces ``>= min_height`` px through at 0.5 while every
+    calibration budget still holds.
+
+    Why: the threshold that becomes 0.5 is the highest of three budgets, and on SpotNet it is
+    the face-free photos' (cat and dog faces, which the runtime enlarges from their ~180-px
+    thumbnails, fire on the large anchors), so small real faces that score below the pets are
+    cut with them. Offsets per group (level x anchor size) can lower the groups the false faces
+    come from and raise the ones real faces come from. Starting from ``start`` (the AP-chosen
+    offsets), each group is nudged by ``+-steps`` in turn, a change kept when recall at the
+    operating point rises and the mean AP (``mean_ap(offsets)``, when given) stays within
+    ``ap_tolerance`` of the start's. Candidates are :func:`group_candidates`' (before NMS); NMS
+    is run once on the start's scores, as in :func:`choose_group_offsets`: the exact threshold
+    is measured afterwards by :func:`calibrate` on the detector with the offsets added.
+    """
+    start = np.asarray(start, np.float64)
+    allowed = int(math.floor(max_fp_per_image * len(negative_cands) + 1e-9))
+
+    def survivors(cands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for name, c in cands.items():
+            if len(c):
+                z = c[:, 4] + start[c[:, 5].astype(np.int64)]
+                c = c[B.nms(c[:, :4], z, iou_threshold, max_out=750)]
+            out[name] = c
+        return out
+
+    kept_faces, kept_neg, kept_blank = survivors(face_cands), survivors(negative_cands), survivors(blank_cands)
+
+    def scores(c: np.ndarray, off: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(c[:, 4].astype(np.float64) + off[c[:, 5].astype(np.int64)]))) if len(c) else np.zeros(0)
+
+    def measure(off: np.ndarray) -> tuple[float, str]:
+        pred = {n: (c[:, :4].astype(np.float64), scores(c, off)) for n, c in kept_faces.items()}
+        limits = {
+            "precision": precision_threshold(faces, pred, precision),
+            "face-free photos": count_threshold(np.concatenate([scores(c, off) for c in kept_neg.values()] or [np.zeros(0)]), allowed),
+            "blank frames": count_threshold(np.concatenate([scores(c, off) for c in kept_blank.values()] or [np.zeros(0)]), 0),
+        }
+        binding = max(limits, key=limits.get)
+        return operating_point(faces, pred, limits[binding], (min_height,)).recall[min_height], binding
+
+    ap0 = mean_ap(start) if mean_ap is not None else float("nan")
+    best_off = start.copy()
+    best, binding = measure(best_off)
+    recall0 = best
+    for _ in range(passes):
+        moved = False
+        for g in range(len(best_off)):
+            for d in [s for step in steps for s in (step, -step)]:
+                off = best_off.copy()
+                off[g] += d
+                r, b = measure(off)
+                if r <= best + 1e-9:
+                    continue
+                if mean_ap is not None and mean_ap(off) < ap0 - ap_tolerance:
+                    continue
+                best_off, best, binding, moved = off, r, b, True
+                break
+        if not moved:
+            break
+    best_off = best_off - best_off.mean()  # the overall level is the threshold shift's job
+    ap1 = mean_ap(best_off) if mean_ap is not None else float("nan")
+    return RecallOffsets(best_off.astype(np.float32), min_height, recall0, best, ap0, ap1, binding)
