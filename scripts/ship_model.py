@@ -70,9 +70,9 @@ def main() -> int:
     p.add_argument("--no-group-offsets", action="store_true", help="keep the score groups' offsets as they are")
     p.add_argument("--recall-offsets", action="store_true",
                    help="then nudge the score groups' offsets so that the most faces >= --recall-height px pass at 0.5 "
-                        "with every budget met, mean AP within --ap-tolerance (facespot.shipping.calibrate.choose_recall_offsets)")
+                        "with every budget met, easy / medium / hard AP each within --ap-tolerance (facespot.shipping.calibrate.choose_recall_offsets)")
     p.add_argument("--recall-height", type=int, default=24, help="--recall-offsets: the faces whose recall counts (default 24 px)")
-    p.add_argument("--ap-tolerance", type=float, default=0.01, help="--recall-offsets: most mean AP it may cost (default 0.01)")
+    p.add_argument("--ap-tolerance", type=float, default=0.01, help="--recall-offsets: most AP it may cost in any WIDER setting (default 0.01)")
     p.add_argument("--eval-split", default=str(ROOT.parent / "shared" / "data" / "wider-val-eval"),
                    help="the evaluation split's folder: none of its images may be used here")
     p.add_argument("--half", action="store_true",
@@ -91,7 +91,7 @@ def main() -> int:
     from facespot.runtime.detector import Detector
     from facespot.runtime.packaged import add_packaged, sha256_file
     from facespot.shipping.calibrate import (calibrate, check_budgets, choose_group_offsets, choose_recall_offsets, group_candidates,
-                                             wider_mean_ap)
+                                             wider_ap_search)
     from facespot.train.config import load_config
     from facespot.train.sources import load_source, load_sources
 
@@ -153,7 +153,7 @@ def main() -> int:
             neg_cands = group_candidates(detector, negatives, progress=_progress("recall offsets, face-free photos", len(negatives)))
             blank_cands = group_candidates(detector, blanks, progress=_progress("recall offsets, blank frames", len(blanks)))
             recall = choose_recall_offsets(faces, face_cands, neg_cands, blank_cands, chosen, args.precision, args.max_fp,
-                                           args.recall_height, wider_mean_ap(gt, cands), args.ap_tolerance)  # fmt: skip
+                                           args.recall_height, wider_ap_search(gt, cands), args.ap_tolerance)  # fmt: skip
             print(f"score groups for recall on the calibration images: {recall.summary()}", flush=True)
             chosen = recall.offsets
         model.add_score_offsets(chosen)

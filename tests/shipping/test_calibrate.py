@@ -184,7 +184,7 @@ def test_recall_offsets_let_small_faces_pass_where_large_false_faces_set_the_bar
 
 
 def test_recall_offsets_respect_the_ap_tolerance():
-    """The same case with a mean-AP function that falls as group 0 rises above group 4: a
+    """The same case with an AP function whose easy AP falls as group 0 rises above group 4: a
     tolerance of 0 forbids every move, so the offsets stay where they started."""
     from facespot.shipping.calibrate import choose_recall_offsets
 
@@ -192,11 +192,15 @@ def test_recall_offsets_respect_the_ap_tolerance():
     face_cands = {"f": np.array([[40, 41, 70, 70, 0.0, 0]], np.float32)}
     neg_cands = {f"n{i}": np.array([[0, 0, 120, 120, 1.0, 4]], np.float32) for i in range(10)}
     start = np.array([0.1, 0.0, 0.0, 0.0, -0.1, 0.0])
-    got = choose_recall_offsets(faces, face_cands, neg_cands, {}, start, mean_ap=lambda off: 1.0 - abs(off[0] - off[4] - 0.2),
-                                ap_tolerance=0.0)  # fmt: skip
+    def aps(off):  # easy falls as group 0 leaves its place relative to group 4; medium and hard do not care
+        return [1.0 - abs(off[0] - off[4] - 0.2), 0.8, 0.6]
+
+    got = choose_recall_offsets(faces, face_cands, neg_cands, {}, start, aps=aps, ap_tolerance=0.0)
     assert got.recall_after == got.recall_before == 0.0
     np.testing.assert_allclose(got.offsets, start - start.mean(), atol=1e-6)
-    assert got.ap_before == got.ap_after == pytest.approx(1.0)
+    assert got.ap_before == pytest.approx([1.0, 0.8, 0.6]) and got.ap_after == pytest.approx([1.0, 0.8, 0.6])
+    loose = choose_recall_offsets(faces, face_cands, neg_cands, {}, start, aps=aps, ap_tolerance=2.0)
+    assert loose.recall_after == 1.0 and loose.ap_after[0] < 1.0  # allowed to spend AP, it does
 
 
 def sigmoid_all(z):

@@ -243,17 +243,17 @@ def _wider_aps(gt, candidates: dict[str, np.ndarray], offsets: np.ndarray, iou: 
     return {k: float(v) for k, v in evaluate_wider(gt, preds, images=list(candidates)).ap.items()}
 
 
-def wider_mean_ap(gt, candidates: dict[str, np.ndarray], iou_threshold: float = 0.3) -> Callable[[np.ndarray], float]:
-    """``offsets -> mean WIDER AP`` (easy, medium, hard) of ``candidates`` for an offset search:
-    NMS is run once on the plain scores (offsets move few boxes across it)."""
+def wider_ap_search(gt, candidates: dict[str, np.ndarray], iou_threshold: float = 0.3) -> Callable[[np.ndarray], list[float]]:
+    """``offsets -> [easy, medium, hard] WIDER AP`` of ``candidates`` for an offset search: NMS
+    is run once on the plain scores (offsets move few boxes across it)."""
     survivors = {}
     for name, c in candidates.items():
         survivors[name] = c[B.nms(c[:, :4], c[:, 4], iou_threshold, max_out=750)] if len(c) else c
 
-    def mean_ap(offsets: np.ndarray) -> float:
-        return float(np.mean(list(_wider_aps(gt, survivors, np.asarray(offsets), iou_threshold, True).values())))
+    def aps(offsets: np.ndarray) -> list[float]:
+        return list(_wider_aps(gt, survivors, np.asarray(offsets), iou_threshold, True).values())
 
-    return mean_ap
+    return aps
 
 
 def choose_group_offsets(
@@ -269,7 +269,11 @@ def choose_group_offsets(
     ``+-step``. The search keeps the NMS survivors of the plain scores (offsets move few
     boxes across NMS); the numbers it returns are exact.
     """
-    mean_ap = wider_mean_ap(gt, candidates, iou_threshold)
+    aps = wider_ap_search(gt, candidates, iou_threshold)
+
+    def mean_ap(off: np.ndarray) -> float:
+        return float(np.mean(aps(off)))
+
     centre = (groups - 1) / 2.0
     best_off, best = np.zeros(groups), -1.0
     for c in slopes:
@@ -299,12 +303,13 @@ class RecallOffsets:
     min_height: int  # the faces whose recall was maximised (>= this many pixels high)
     recall_before: float  # at the operating point the budgets allow, on the annotated images
     recall_after: float
-    ap_before: float  # mean WIDER AP (easy, medium, hard) of the annotated images; NaN without mean_ap
-    ap_after: float
+    ap_before: list[float]  # WIDER AP (easy, medium, hard) of the annotated images; empty without ``aps``
+    ap_after: list[float]
     binding: str  # the budget that sets the threshold with the chosen offsets
 
     def summary(self) -> str:
-        ap = "" if math.isnan(self.ap_before) else f", mean AP {self.ap_before:.3f} -> {self.ap_after:.3f}"
+        show = lambda v: " / ".join(f"{x:.3f}" for x in v)  # noqa: E731
+        ap = f", easy / medium / hard AP {show(self.ap_before)} -> {show(self.ap_after)}" if self.ap_before else ""
         return (
             f"recall offsets {' '.join(f'{v:+.2f}' for v in self.offsets)}: recall of faces >= {self.min_height} px at the "
             f"operating point {self.recall_before:.3f} -> {self.recall_after:.3f}{ap}; the {self.binding} budget binds"
@@ -314,7 +319,7 @@ class RecallOffsets:
 def choose_recall_offsets(
     faces: Sequence[FaceRecord], face_cands: dict[str, np.ndarray], negative_cands: dict[str, np.ndarray],
     blank_cands: dict[str, np.ndarray], start: np.ndarray, precision: float = 0.95, max_fp_per_image: float = 0.01,
-    min_height: int = 24, mean_ap: Callable[[np.ndarray], float] | None = None, ap_tolerance: float = 0.01,
+    min_height: int = 24, aps: Callable[[np.ndarray], Sequence[float]] | None = None, ap_tolerance: float = 0.01,
     iou_threshold: float = 0.3, steps: Sequence[float] = (0.1, 0.2, 0.4, 0.8, 1.6), passes: int = 3,
 ) -> RecallOffsets:
     """Score-group offsets that let the most faces ``>= min_height`` px through at 0.5 while every
@@ -326,8 +331,9 @@ def choose_recall_offsets(
     cut with them. Offsets per group (level x anchor size) can lower the groups the false faces
     come from and raise the ones real faces come from. Starting from ``start`` (the AP-chosen
     offsets), each group is nudged by ``+-steps`` in turn, a change kept when recall at the
-    operating point rises and the mean AP (``mean_ap(offsets)``, when given) stays within
-    ``ap_tolerance`` of the start's. Candidates are :func:`group_candidates`' (before NMS); NMS
+    operating point rises and every AP (``aps(offsets)``, e.g. WIDER easy / medium / hard from
+    :func:`wider_ap_search`) stays within ``ap_tolerance`` of the start's: recall at 0.5 is what
+    users meet, but the ranking is what AP and every lower threshold see. Candidates are :func:`group_candidates`' (before NMS); NMS
     is run once on the start's scores, as in :func:`choose_group_offsets`: the exact threshold
     is measured afterwards by :func:`calibrate` on the detector with the offsets added.
     """
@@ -358,7 +364,7 @@ def choose_recall_offsets(
         binding = max(limits, key=limits.get)
         return operating_point(faces, pred, limits[binding], (min_height,)).recall[min_height], binding
 
-    ap0 = mean_ap(start) if mean_ap is not None else float("nan")
+    ap0 = list(aps(start)) if aps is not None else []
     best_off = start.copy()
     best, binding = measure(best_off)
     recall0 = best
@@ -371,12 +377,12 @@ def choose_recall_offsets(
                 r, b = measure(off)
                 if r <= best + 1e-9:
                     continue
-                if mean_ap is not None and mean_ap(off) < ap0 - ap_tolerance:
+                if aps is not None and any(a < a0 - ap_tolerance for a, a0 in zip(aps(off), ap0)):
                     continue
                 best_off, best, binding, moved = off, r, b, True
                 break
         if not moved:
             break
     best_off = best_off - best_off.mean()  # the overall level is the threshold shift's job
-    ap1 = mean_ap(best_off) if mean_ap is not None else float("nan")
+    ap1 = list(aps(best_off)) if aps is not None else []
     return RecallOffsets(best_off.astype(np.float32), min_height, recall0, best, ap0, ap1, binding)
