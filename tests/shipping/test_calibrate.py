@@ -192,6 +192,7 @@ def test_recall_offsets_respect_the_ap_tolerance():
     face_cands = {"f": np.array([[40, 41, 70, 70, 0.0, 0]], np.float32)}
     neg_cands = {f"n{i}": np.array([[0, 0, 120, 120, 1.0, 4]], np.float32) for i in range(10)}
     start = np.array([0.1, 0.0, 0.0, 0.0, -0.1, 0.0])
+
     def aps(off):  # easy falls as group 0 leaves its place relative to group 4; medium and hard do not care
         return [1.0 - abs(off[0] - off[4] - 0.2), 0.8, 0.6]
 

@@ -333,9 +333,10 @@ def choose_recall_offsets(
     offsets), each group is nudged by ``+-steps`` in turn, a change kept when recall at the
     operating point rises and every AP (``aps(offsets)``, e.g. WIDER easy / medium / hard from
     :func:`wider_ap_search`) stays within ``ap_tolerance`` of the start's: recall at 0.5 is what
-    users meet, but the ranking is what AP and every lower threshold see. Candidates are :func:`group_candidates`' (before NMS); NMS
-    is run once on the start's scores, as in :func:`choose_group_offsets`: the exact threshold
-    is measured afterwards by :func:`calibrate` on the detector with the offsets added.
+    users meet, but the ranking is what AP and every lower threshold see. Candidates are
+    :func:`group_candidates`' (before NMS); NMS is run once on the start's scores, as in
+    :func:`choose_group_offsets`: the exact threshold is measured afterwards by
+    :func:`calibrate` on the detector with the offsets added.
     """
     start = np.asarray(start, np.float64)
     allowed = int(math.floor(max_fp_per_image * len(negative_cands) + 1e-9))
