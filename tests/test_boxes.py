@@ -78,6 +78,19 @@ def test_decode_grid_zero_deltas_gives_cell_centre_and_half_image():
     np.testing.assert_allclose(got, [[0.0, 0.5, 0.5, 1.0]], atol=1e-6)
 
 
+
+def test_decode_grid_reach_lets_a_centre_leave_its_cell():
+    """reach 0.5 (YOLOv5): the offset runs from half a cell before the cell to half a cell after it."""
+    cells = np.array([[0.5, 0.5, 0.2, 0.2]], np.float32)  # cell spans 0.4..0.6
+    lo = B.decode_grid(np.array([[-50.0, -50.0, 0.0, 0.0]], np.float32), cells, reach=0.5)
+    hi = B.decode_grid(np.array([[50.0, 50.0, 0.0, 0.0]], np.float32), cells, reach=0.5)
+    mid = B.decode_grid(np.zeros((1, 4), np.float32), cells, reach=0.5)
+    centre = lambda b: (b[0, :2] + b[0, 2:]) / 2  # noqa: E731
+    np.testing.assert_allclose(centre(lo), [0.3, 0.3], atol=1e-6)  # 0.4 - half a cell
+    np.testing.assert_allclose(centre(hi), [0.7, 0.7], atol=1e-6)
+    np.testing.assert_allclose(centre(mid), [0.5, 0.5], atol=1e-6)  # sigmoid 0.5 is still the cell centre
+    np.testing.assert_allclose(centre(B.decode_grid(np.array([[-50.0, -50.0, 0, 0]], np.float32), cells)), [0.4, 0.4], atol=1e-6)
+
 def test_clip_and_area():
     b = np.array([[-5, 2, 12, 30]], np.float32)
     np.testing.assert_allclose(B.clip(b, 10, 20), [[0, 2, 10, 20]])

@@ -17,7 +17,7 @@ from facespot.models import available, build
 # Non-default options worth checking besides each family's defaults.
 VARIANTS = {
     "yolo": [{"backbone": b} for b in ("pool_resnet", "mobilenet_v3")] + [{"input_size": 416, "grid_size": 13, "boxes_per_cell": 3}],
-    "grid_mobilenetv2": [{"input_size": 256, "grid_size": 16, "upsample": True}],
+    "grid_mobilenetv2": [{"input_size": 256, "grid_size": 16, "upsample": True}, {"reach": 0.5}],
     "tinyfaces": [{"backbone": "resnet18", "templates": [[20, 24], [40, 50]]}],
     "blazeface_front": [{"kernel_size": 3}],
     "spotnet_s": [{"num_keypoints": 5}],

@@ -158,18 +158,21 @@ def decode_points(deltas: Array, anchors: Array, variance: float = DEFAULT_VARIA
     return anchors[..., None, :2] + deltas * variance * anchors[..., None, 2:4]
 
 
-def decode_grid(deltas: Array, cells: Array) -> Array:
-    """YOLO-style cell decoding: centre offset inside the cell, size relative to the image.
+def decode_grid(deltas: Array, cells: Array, reach: float = 0.0) -> Array:
+    """YOLO-style cell decoding: centre offset from the cell, size relative to the image.
 
-    ``deltas`` are raw ``(tx, ty, tw, th)``; the centre is ``cell_origin + sigmoid(t) * cell``
-    and the size is ``sigmoid(t)`` of the whole input, so every value is bounded.
-    ``cells`` are ``(cx, cy, w, h)`` of the grid cells, normalised.
+    ``deltas`` are raw ``(tx, ty, tw, th)``; the centre is ``cell_origin + o * cell`` with
+    ``o = (1 + 2 reach) sigmoid(t) - reach``: inside the cell for ``reach = 0`` (YOLOv1), up to
+    half a cell beyond it for ``reach = 0.5`` (YOLOv5's ``2 sigmoid(t) - 0.5``), so a cell next to
+    the one holding a face's centre can also box it. The size is ``sigmoid(t)`` of the whole
+    input, so every value is bounded. ``cells`` are ``(cx, cy, w, h)`` of the grid cells, normalised.
     """
     if _is_torch(deltas):
         s = deltas.sigmoid()
     else:
         s = 1.0 / (1.0 + np.exp(-deltas))
-    xy = cells[..., :2] - cells[..., 2:4] / 2 + s[..., :2] * cells[..., 2:4]
+    o = s[..., :2] if not reach else (1.0 + 2.0 * reach) * s[..., :2] - reach
+    xy = cells[..., :2] - cells[..., 2:4] / 2 + o * cells[..., 2:4]
     wh = s[..., 2:4]
     return _cat([xy - wh / 2, xy + wh / 2])
 

@@ -54,10 +54,12 @@ class InputNorm:
 
 @dataclass(frozen=True)
 class BoxCoding:
-    """How ``deltas`` relate to anchors: ``ssd`` (with variances) or ``grid`` (YOLO cells)."""
+    """How ``deltas`` relate to anchors: ``ssd`` (with variances) or ``grid`` (YOLO cells, a box
+    centre reaching ``reach`` cells beyond its own: :func:`facespot.boxes.decode_grid`)."""
 
     kind: str = "ssd"
     variances: tuple[float, float] = B.DEFAULT_VARIANCES
+    reach: float = 0.0
 
 
 def decode_outputs(outputs: Sequence[Any], anchors: Any, coding: BoxCoding) -> tuple[Any, Any, Any | None]:
@@ -69,7 +71,7 @@ def decode_outputs(outputs: Sequence[Any], anchors: Any, coding: BoxCoding) -> t
     if coding.kind == "ssd":
         boxes = B.decode(deltas, anchors, coding.variances)
     elif coding.kind == "grid":
-        boxes = B.decode_grid(deltas, anchors)
+        boxes = B.decode_grid(deltas, anchors, coding.reach)
     else:
         raise ValueError(f"unknown box coding {coding.kind!r}")
     if hasattr(logits, "sigmoid"):  # a torch tensor
@@ -251,13 +253,16 @@ def _grid_stride(input_size: int, grid_size: int) -> int:
 
 
 @register_spec("grid_mobilenetv2")
-def _grid_mobilenetv2(alpha: float = 0.75, input_size: int = 224, grid_size: int = 7, upsample: bool = False) -> ModelSpec:
+def _grid_mobilenetv2(
+    alpha: float = 0.75, input_size: int = 224, grid_size: int = 7, upsample: bool = False, reach: float = 0.0
+) -> ModelSpec:
     stride = _grid_stride(int(input_size), int(grid_size))
     return ModelSpec(
         "grid_mobilenetv2", lambda h, w: anchor_gen.stride_grid_cells(h, w, stride, 1),
-        InputNorm(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5)), BoxCoding("grid"),
+        InputNorm(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5)), BoxCoding("grid", reach=float(reach)),
         train_input_size=(int(input_size), int(input_size)),
-        config={"alpha": float(alpha), "input_size": int(input_size), "grid_size": int(grid_size), "upsample": bool(upsample)},
+        config={"alpha": float(alpha), "input_size": int(input_size), "grid_size": int(grid_size), "upsample": bool(upsample),
+                "reach": float(reach)},
         extras={"stride": stride},
     )  # fmt: skip
 

@@ -51,6 +51,7 @@ CASES = [
     ("grid_mobilenetv2", {"grid_size": 14, "upsample": True}),
     ("grid_mobilenetv2", {"grid_size": 28, "upsample": True, "alpha": 0.35}),
     ("grid_mobilenetv2", {"grid_size": 14}),
+    ("grid_mobilenetv2", {"reach": 0.5}),
     ("yolo", {"input_size": 128, "grid_size": 2}),
     ("yolo", {"backbone": "pool_resnet", "input_size": 128, "grid_size": 2, "boxes_per_cell": 3}),
     ("yolo", {"backbone": "mobilenet_v3", "input_size": 128, "grid_size": 4}),
@@ -143,6 +144,7 @@ def test_grid_decoding_hand_computed():
         ("grid_mobilenetv2", {"grid_size": 4}),  # stride 56
         ("grid_mobilenetv2", {"upsample": True}),  # nothing to upsample at stride 32
         ("grid_mobilenetv2", {"alpha": 0}),
+        ("grid_mobilenetv2", {"reach": 1.5}),
         ("yolo", {"backbone": "vgg16"}),
         ("yolo", {"grid_size": 6}),  # 448 / 6
         ("yolo", {"boxes_per_cell": 0}),
@@ -192,3 +194,32 @@ def test_onnx_parity_dynamic_size(name, opts, tmp_path):
     assert got[1].shape == (2, len(m.anchors(80, 112)))
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r.numpy(), atol=1e-4, rtol=0)
+
+
+def test_reach_survives_weights_and_onnx_and_both_backends_decode_with_it(tmp_path):
+    """A reach-0.5 grid model saved, exported (``facespot export``) and loaded again: torch and
+    ONNX Runtime report the same faces, decoded with the reach. The head is set by hand (zero
+    weights, so every cell outputs its bias): offsets sigmoid(2.0) = 0.881 put each centre
+    (2 * 0.881 - 0.5) * 32 = 40.4 px past its cell's origin -- beyond the 32-px cell, which
+    reach 0 cannot do (it would give 0.881 * 32 = 28.2)."""
+    pytest.importorskip("onnxruntime")
+    import facespot
+    from facespot.cli import main
+    from facespot.models.io import load_model, save_weights
+
+    m = build("grid_mobilenetv2", reach=0.5).eval()
+    with torch.no_grad():
+        m.head.weight.zero_()
+        m.head.bias.copy_(torch.tensor([2.0, 2.0, -3.0, -3.0, 3.0]))
+    w = save_weights(m, tmp_path / "g.safetensors")
+    assert load_model(w).coding.reach == 0.5
+    assert main(["export", str(w), "--onnx", str(tmp_path / "g.onnx")]) == 0
+    img = np.full((224, 224, 3), 90, np.uint8)
+    found = {b: facespot.load(str(p), backend=b, score_threshold=0.5, max_faces=1000, nms_iou=1.0)(img)
+             for b, p in (("torch", w), ("onnxruntime", tmp_path / "g.onnx"))}  # fmt: skip
+    boxes = {b: np.array(sorted(f.box for f in faces)) for b, faces in found.items()}
+    assert len(boxes["torch"]) >= 36  # the 6 x 6 cells whose centres stay inside the image, at least
+    np.testing.assert_allclose(boxes["torch"], boxes["onnxruntime"], atol=0.05)
+    centres = (boxes["torch"][:, :2] + boxes["torch"][:, 2:]) / 2
+    expected = (2 / (1 + math.exp(-2.0)) - 0.5) * 32
+    assert centres.min(axis=0) == pytest.approx([expected, expected], abs=0.05)

@@ -92,6 +92,29 @@ def test_grid_encoding_inverts_decode_grid():
     assert t.labels.tolist() == [[1]] and torch.allclose(t.boxes[0, 0], s[0])
 
 
+def test_grid_reach_assigns_the_neighbours_whose_reach_covers_the_centre():
+    """4x4 grid of 0.25 cells, one predictor each; a face centred at (0.30, 0.40), in cell (row 1,
+    col 1). With reach 0.5 a cell covers its own span +- 0.125: in x, col 0 reaches to 0.375 and
+    col 2 starts at 0.375, so cols 0 and 1; in y, row 0 reaches to 0.375 and row 2 starts there,
+    so rows 1 and 2: four cells, each taught to box the face."""
+    side = 0.25
+    cells = torch.tensor([[(c + 0.5) * side, (r + 0.5) * side, side, side] for r in range(4) for c in range(4)])
+    gt = torch.tensor([[0.25, 0.30, 0.35, 0.50]])  # centre (0.30, 0.40)
+    own, _ = assign_grid(gt, cells)
+    assert torch.nonzero(own).flatten().tolist() == [1 * 4 + 1]  # YOLOv1: the centre's cell only
+    wide, matched = assign_grid(gt, cells, reach=0.5)
+    assert sorted(torch.nonzero(wide).flatten().tolist()) == [1 * 4 + 0, 1 * 4 + 1, 2 * 4 + 0, 2 * 4 + 1]
+    assert (matched[wide == POSITIVE] == 0).all()
+    # each assigned cell's target decodes back to the face, though only one cell holds its centre
+    pos = torch.nonzero(wide).flatten()
+    s = encode_grid(gt.expand(len(pos), 4), cells[pos], reach=0.5)
+    assert ((s > 0) & (s < 1)).all()
+    logit = torch.log(s / (1 - s))
+    assert torch.allclose(B.decode_grid(logit, cells[pos], reach=0.5), gt.expand(len(pos), 4), atol=1e-5)
+    t = build_targets([gt], cells, "grid", grid_reach=0.5)
+    assert t.num_positive == 4
+
+
 def test_numpy_anchor_input_shape_contract():
     # models return NumPy anchors; the loop converts once: a float64 array must work too
     a = torch.from_numpy(np.asarray(_anchors().numpy(), dtype=np.float64))

@@ -11,6 +11,12 @@ Options: ``alpha`` (width multiplier), ``input_size`` and ``grid_size`` (their r
 the stride: 32, 16 or 8), ``upsample``: with it, the stride-32 features are upsampled and
 fused with the shallower ones (top-down, FPN style) down to the grid's stride; without it
 the head reads the backbone stage at that stride directly and deeper stages are not built.
+``reach`` (cells): how far beyond its own cell a box centre may go, and so which cells are
+taught a face: 0 is YOLOv1 (the cell holding the centre only); 0.5 is YOLOv5's
+``2 sigmoid - 0.5``, every cell within half a cell of the centre learning to box it. Why: with
+``reach = 0`` the cells next to a face fire too (they see it as well as the responsible
+one), but their boxes, never trained and held inside their own cell, cannot reach it, and NMS
+may keep one of them: trained that way the CPU model's portrait boxes sat 20-40 px off.
 
 Fully convolutional: at another input size the grid has ``ceil(side / stride)`` cells
 per side, so the cells keep their size in pixels.
@@ -68,14 +74,19 @@ class GridMobileNetV2(FaceModel):
     suppression = "hard"
 
     def __init__(
-        self, alpha: float = 0.75, input_size: int = 224, grid_size: int = 7, upsample: bool = False
+        self, alpha: float = 0.75, input_size: int = 224, grid_size: int = 7, upsample: bool = False, reach: float = 0.0
     ) -> None:
         if not float(alpha) > 0:
             raise FacespotError(f"grid_mobilenetv2: alpha must be positive, got {alpha}")
+        if not 0.0 <= float(reach) <= 1.0:
+            raise FacespotError(f"grid_mobilenetv2: reach must be between 0 and 1 cell, got {reach}")
         stride = grid_stride(int(input_size), int(grid_size), (8, 16, 32))
         if upsample and stride == 32:
             raise FacespotError("grid_mobilenetv2: upsample needs a grid finer than stride 32 (e.g. 14 cells at 224)")
-        super().__init__(alpha=float(alpha), input_size=int(input_size), grid_size=int(grid_size), upsample=bool(upsample))
+        super().__init__(
+            alpha=float(alpha), input_size=int(input_size), grid_size=int(grid_size), upsample=bool(upsample), reach=float(reach)
+        )
+        self.coding = BoxCoding("grid", reach=float(reach))
         self.train_input_size = (int(input_size), int(input_size))
         self.stride = stride
         self.backbone = build_backbone(

@@ -115,6 +115,7 @@ def yolo_loss(
     lambda_noobj: float = 0.5,
     rescore: bool = False,
     cells: torch.Tensor | None = None,
+    reach: float = 0.0,
 ) -> LossParts:
     """YOLOv1 loss on grid coding, averaged over the images of the batch.
 
@@ -138,7 +139,7 @@ def yolo_loss(
         if cells is None:
             raise ValueError("yolo_loss(rescore=True) needs the model's grid cells")
         with torch.no_grad():
-            pred = B.decode_grid(deltas.float(), cells)[pos]
+            pred = B.decode_grid(deltas.float(), cells, reach)[pos]
             obj_target = torch.diagonal(B.iou(pred, targets.gt_boxes[pos])) if pred.shape[0] else pred[:, 0]
         obj = ((conf[pos] - obj_target) ** 2).sum()
     else:

@@ -14,7 +14,8 @@ Two assignment schemes cover every facespot model:
   adapts to each face's size, which is what lets 8-pixel faces and 500-pixel faces both
   get a few good anchors without hand-tuned IoU bands.
 * **Grid assignment** (YOLOv1-style grid / YOLO models, ``coding.kind == "grid"``): the cell
-  that holds the face centre is responsible for it (Redmon et al. 2016, section 2.2).
+  that holds the face centre is responsible for it (Redmon et al. 2016, section 2.2); with a
+  ``reach`` (YOLOv5 style) every cell whose reach covers the centre is.
 
 Everything works on torch tensors so targets are built on the training device, and the
 SSD and ATSS assignments handle the whole batch at once: the faces of every image are
@@ -217,7 +218,7 @@ def atss_assign_batch(
 
 
 def assign_grid(
-    gt: torch.Tensor, cells: torch.Tensor, pred_xyxy: torch.Tensor | None = None
+    gt: torch.Tensor, cells: torch.Tensor, pred_xyxy: torch.Tensor | None = None, reach: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """YOLOv1 assignment: the cell holding a face's centre is responsible for it.
 
@@ -226,6 +227,10 @@ def assign_grid(
     (``pred_xyxy``, when given) overlaps the face best takes it, as in YOLOv1; otherwise
     the first free predictor. If two faces fall in one cell and it has fewer predictors
     than faces, the larger face wins (it is the one a single box describes better).
+    With ``reach`` > 0 (:func:`facespot.boxes.decode_grid`) every cell whose reach covers the
+    centre -- up to four, the centre's own and the nearest neighbours -- gets one predictor
+    for the face, as in YOLOv5 (more positives, and the neighbours that see the face learn
+    to box it instead of firing with a box that cannot reach it).
     Returns ``(labels (A,), matched (A,))`` like :func:`match_anchors`.
     """
     a = cells.shape[0]
@@ -234,8 +239,8 @@ def assign_grid(
     if gt.numel() == 0:
         return labels, matched
     centre = (gt[:, :2] + gt[:, 2:]) / 2  # (N, 2)
-    lo = cells[:, :2] - cells[:, 2:] / 2  # (A, 2)
-    hi = cells[:, :2] + cells[:, 2:] / 2
+    lo = cells[:, :2] - (0.5 + reach) * cells[:, 2:]  # (A, 2)
+    hi = cells[:, :2] + (0.5 + reach) * cells[:, 2:]
     # Half-open cells [lo, hi) so a centre on a border belongs to exactly one cell; a
     # centre exactly on the image's far edge is pulled inside.
     c = centre.clamp(0, 1 - 1e-6)
@@ -246,22 +251,24 @@ def assign_grid(
         cand = torch.nonzero(inside[j] & ~taken).flatten()
         if cand.numel() == 0:
             continue
-        if pred_xyxy is not None and cand.numel() > 1:
-            scores = B.iou(gt[j : j + 1], pred_xyxy[cand])[0]
-            k = cand[int(scores.argmax())]
-        else:
-            k = cand[0]
-        taken[k] = True
-        labels[k] = POSITIVE
-        matched[k] = j
+        groups = [cand] if not reach else [cand[(cells[cand, :2] == c).all(-1)] for c in torch.unique(cells[cand, :2], dim=0)]
+        for group in groups:  # one cell's free predictors
+            if pred_xyxy is not None and group.numel() > 1:
+                scores = B.iou(gt[j : j + 1], pred_xyxy[group])[0]
+                k = group[int(scores.argmax())]
+            else:
+                k = group[0]
+            taken[k] = True
+            labels[k] = POSITIVE
+            matched[k] = j
     return labels, matched
 
 
-def encode_grid(gt_xyxy: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+def encode_grid(gt_xyxy: torch.Tensor, cells: torch.Tensor, reach: float = 0.0) -> torch.Tensor:
     """Inverse of :func:`facespot.boxes.decode_grid` in sigmoid space: ``(sx, sy, w, h)``."""
     c = B.xyxy_to_cxcywh(gt_xyxy)
     origin = cells[..., :2] - cells[..., 2:] / 2
-    sxy = ((c[..., :2] - origin) / cells[..., 2:]).clamp(0, 1)
+    sxy = (((c[..., :2] - origin) / cells[..., 2:] + reach) / (1.0 + 2.0 * reach)).clamp(0, 1)
     return torch.cat([sxy, c[..., 2:].clamp(0, 1)], dim=-1)
 
 
@@ -282,6 +289,7 @@ def build_targets(
     ignore_below: float = 0.0,
     ignore_boxes: Sequence[torch.Tensor | None] | None = None,
     ignore_iou: float = 0.25,
+    grid_reach: float = 0.0,
 ) -> Targets:
     """Targets for a batch.
 
@@ -316,7 +324,7 @@ def build_targets(
     n_img, a = len(gt_boxes), anchors.shape[0]
     anchors = anchors.float()
     if coding_kind == "grid":
-        return _grid_targets(gt_boxes, anchors, pred_deltas)
+        return _grid_targets(gt_boxes, anchors, pred_deltas, grid_reach)
     if coding_kind != "ssd":
         raise ValueError(f"unknown box coding {coding_kind!r}")
     gt, img = stack_faces(gt_boxes, device)
@@ -371,7 +379,9 @@ def ignore_regions(labels: torch.Tensor, regions: Sequence[torch.Tensor | None],
     labels[(labels == BACKGROUND) & (best >= min_iou)] = IGNORE
 
 
-def _grid_targets(gt_boxes: Sequence[torch.Tensor], cells: torch.Tensor, pred_deltas: torch.Tensor | None) -> Targets:
+def _grid_targets(
+    gt_boxes: Sequence[torch.Tensor], cells: torch.Tensor, pred_deltas: torch.Tensor | None, reach: float = 0.0
+) -> Targets:
     """YOLO-style targets: per image, since a cell's choice among its predictors depends on
     that image's current predictions (:func:`assign_grid`)."""
     device = cells.device
@@ -381,13 +391,13 @@ def _grid_targets(gt_boxes: Sequence[torch.Tensor], cells: torch.Tensor, pred_de
     gt_t = torch.zeros(n_img, a, 4, dtype=torch.float32, device=device)
     for i, gt in enumerate(gt_boxes):
         gt = gt.to(device=device, dtype=torch.float32).reshape(-1, 4)
-        pred = None if pred_deltas is None else B.decode_grid(pred_deltas[i].detach().float(), cells)
-        lab, idx = assign_grid(gt, cells, pred)
+        pred = None if pred_deltas is None else B.decode_grid(pred_deltas[i].detach().float(), cells, reach)
+        lab, idx = assign_grid(gt, cells, pred, reach)
         labels[i] = lab
         pos = lab == POSITIVE
         if gt.shape[0] and pos.any():
             gt_t[i, pos] = gt[idx[pos]]
-            box_t[i, pos] = encode_grid(gt[idx[pos]], cells[pos])
+            box_t[i, pos] = encode_grid(gt[idx[pos]], cells[pos], reach)
     return Targets(labels, box_t, gt_t)
 
 
