@@ -234,9 +234,16 @@ def test_a_run_cut_inside_an_epoch_resumes_at_the_saved_batch(tmp_path, monkeypa
     ck = load_checkpoint(tmp_path / "cut" / "run" / "last.pt")
     assert (ck.epoch, ck.batches_done, ck.global_step) == (1, 2, cut_at)
     monkeypatch.setattr(L._Run, "train_step", real_step)
+    metrics = tmp_path / "cut" / "run" / "metrics.jsonl"
+    with metrics.open("a") as f:  # what a run killed after its save had logged: redone by the resume
+        f.write(json.dumps({"step": cut_at + 1, "epoch": 2, "train/total": 99.0}) + '\n{"step": ')
     rest = train(recipe(tmp_path / "cut", **kw), model=_seeded_tiny(0), train_records=records, val_records=[],
                  resume=tmp_path / "cut" / "run" / "last.pt", progress=False)
     assert np.allclose(rest.step_losses, whole.step_losses[cut_at:], rtol=1e-5, atol=1e-7)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]  # every line a row again
+    assert all(r.get("train/total") != 99.0 for r in rows)
+    train_steps = [r["step"] for r in rows if "train/total" in r]
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 2 * len(records)  # each step once, in order
     end = load_checkpoint(tmp_path / "cut" / "run" / "last.pt")
     assert (end.epoch, end.batches_done, end.global_step) == (2, 0, 2 * len(records))
     with pytest.raises(FacespotError, match="checkpoint_minutes must be > 0"):

@@ -246,6 +246,7 @@ class _Run:
         self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema else None
         self.gen = torch.Generator().manual_seed(cfg.seed + self.info.rank)
         self.start_epoch, self.start_batch, self.step, best_ap = 0, 0, 0, None
+        self.resumed = False
         self.result = TrainResult(self.out_dir, None, None, 0, best_ap=best_ap)
         self.last_ckpt = self.out_dir / "last.pt"
         self.best_path = self.out_dir / "best.safetensors"
@@ -277,6 +278,7 @@ class _Run:
                 self.ema = ModelEMA(self.model, self.cfg.ema_decay)
         self.start_epoch, self.step, self.result.best_ap = ckpt.epoch, ckpt.global_step, ckpt.best_ap
         self.start_batch = ckpt.batches_done
+        self.resumed = True
         if self.start_epoch >= self.cfg.epochs:
             raise FacespotError(
                 f"{path}: checkpoint already finished {self.start_epoch} epochs (recipe asks for {self.cfg.epochs}); raise --epochs"
@@ -288,7 +290,7 @@ class _Run:
         return self.ema.module if self.ema is not None else self.model
 
     def open_log(self) -> RunLog:
-        log = RunLog(self.out_dir, enabled=self.main)
+        log = RunLog(self.out_dir, enabled=self.main, resume_step=self.step if self.resumed else None)
         self.result.log_backend = log.backend
         if self.main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
