@@ -106,6 +106,11 @@ def _between(admitted: float | None, refused: float) -> float:
     return sigmoid((logit(admitted) + logit(refused)) / 2)
 
 
+def allowed_false_faces(max_fp_per_image: float, photos: int) -> int:
+    """How many false faces ``max_fp_per_image`` allows on ``photos`` face-free photos (rounded down)."""
+    return int(math.floor(max_fp_per_image * photos + 1e-9))
+
+
 def count_threshold(scores: np.ndarray, allowed: int) -> float:
     """The lowest threshold letting at most ``allowed`` of ``scores`` through (0 when all may pass)."""
     s = np.sort(np.asarray(scores, np.float64))[::-1]
@@ -155,7 +160,7 @@ def calibrate(
     t_prec = precision_threshold(faces, pred, precision)
     neg = _detect(detector, negatives, progress)
     neg_scores = np.concatenate([s for _, s in neg.values()] or [np.zeros(0)])
-    allowed = int(math.floor(max_fp_per_image * len(negatives) + 1e-9))
+    allowed = allowed_false_faces(max_fp_per_image, len(negatives))
     t_neg = count_threshold(neg_scores, allowed)
     blank_scores = np.concatenate([s for _, s in _detect(detector, blanks, progress).values()] or [np.zeros(0)])
     t_blank = count_threshold(blank_scores, 0)
@@ -184,7 +189,7 @@ def check_budgets(
     op = operating_point(faces, _detect(detector, faces, progress), threshold)
     fp = sum(int((s >= threshold).sum()) for _, s in _detect(detector, negatives, progress).values())
     blank = sum(int((s >= threshold).sum()) for _, s in _detect(detector, blanks, progress).values())
-    allowed = int(math.floor(max_fp_per_image * len(negatives) + 1e-9))
+    allowed = allowed_false_faces(max_fp_per_image, len(negatives))
     problems = []
     if op.detections and op.precision < precision:
         problems.append(f"precision {op.precision:.4f} < {precision}")
@@ -243,12 +248,22 @@ def _wider_aps(gt, candidates: dict[str, np.ndarray], offsets: np.ndarray, iou: 
     return {k: float(v) for k, v in evaluate_wider(gt, preds, images=list(candidates)).ap.items()}
 
 
+def nms_survivors(candidates: dict[str, np.ndarray], iou_threshold: float, offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The candidates NMS keeps at their scores plus ``offsets`` (per score group; none: plain):
+    an offset search runs NMS once with them, since offsets move few boxes across it."""
+    out = {}
+    for name, c in candidates.items():
+        if len(c):
+            z = c[:, 4] if offsets is None else c[:, 4] + offsets[c[:, 5].astype(np.int64)]
+            c = c[B.nms(c[:, :4], z, iou_threshold, max_out=750)]
+        out[name] = c
+    return out
+
+
 def wider_ap_search(gt, candidates: dict[str, np.ndarray], iou_threshold: float = 0.3) -> Callable[[np.ndarray], list[float]]:
     """``offsets -> [easy, medium, hard] WIDER AP`` of ``candidates`` for an offset search: NMS
     is run once on the plain scores (offsets move few boxes across it)."""
-    survivors = {}
-    for name, c in candidates.items():
-        survivors[name] = c[B.nms(c[:, :4], c[:, 4], iou_threshold, max_out=750)] if len(c) else c
+    survivors = nms_survivors(candidates, iou_threshold)
 
     def aps(offsets: np.ndarray) -> list[float]:
         return list(_wider_aps(gt, survivors, np.asarray(offsets), iou_threshold, True).values())
@@ -339,18 +354,9 @@ def choose_recall_offsets(
     :func:`calibrate` on the detector with the offsets added.
     """
     start = np.asarray(start, np.float64)
-    allowed = int(math.floor(max_fp_per_image * len(negative_cands) + 1e-9))
+    allowed = allowed_false_faces(max_fp_per_image, len(negative_cands))
 
-    def survivors(cands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {}
-        for name, c in cands.items():
-            if len(c):
-                z = c[:, 4] + start[c[:, 5].astype(np.int64)]
-                c = c[B.nms(c[:, :4], z, iou_threshold, max_out=750)]
-            out[name] = c
-        return out
-
-    kept_faces, kept_neg, kept_blank = survivors(face_cands), survivors(negative_cands), survivors(blank_cands)
+    kept_faces, kept_neg, kept_blank = (nms_survivors(c, iou_threshold, start) for c in (face_cands, negative_cands, blank_cands))
 
     def scores(c: np.ndarray, off: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(c[:, 4].astype(np.float64) + off[c[:, 5].astype(np.int64)]))) if len(c) else np.zeros(0)

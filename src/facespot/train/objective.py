@@ -66,7 +66,7 @@ def compute_targets(cfg: TrainConfig, model: Any, batch: Any, anchors: torch.Ten
         assigner=assigner, level_sizes=level_sizes(model, size) if assigner == "atss" else None, atss_topk=lc.atss_topk,
         aspect=(float(size[1]), float(size[0])), ignore_below=lc.ignore_below,
         ignore_boxes=getattr(batch, "ignore_boxes", None) or None, ignore_iou=lc.ignore_region_iou,
-        grid_reach=getattr(model.coding, "reach", 0.0),
+        grid_reach=model.coding.reach,
     )
 
 
@@ -78,8 +78,7 @@ def loss_from_targets(
     points = outputs[2] if len(outputs) > 2 else None
     lc = cfg.loss
     if kind == "yolo":
-        return yolo_loss(deltas, logits, targets, lc.lambda_coord, lc.lambda_noobj, lc.rescore, anchors,
-                         getattr(model.coding, "reach", 0.0))  # fmt: skip
+        return yolo_loss(deltas, logits, targets, lc.lambda_coord, lc.lambda_noobj, lc.rescore, anchors, model.coding.reach)
     if kind == "tiny":
         return tiny_loss(deltas, logits, targets, lc.samples_per_image, lc.max_positive_fraction, lc.box_weight, generator)
     if kind == "quality":
