@@ -71,11 +71,17 @@ EVAL_GT = DATA / "wider-val-eval" / "wider_face_split" / "wider_face_val_bbx_gt.
 # model did not train on: the shipped SpotNet-s never saw the WIDER train crowds (wider-train-1k),
 # and its operating point chosen on its own training images exposed half as many faces there as
 # on unseen ones (measured: 9.7% against 19.8%).
+_WIDER_TRAIN = (ROOT.parent / "data" / "wider-train" / "WIDER_val" / "images",
+                ROOT.parent / "data" / "wider-train" / "wider_face_split" / "wider_face_val_bbx_gt.txt")
+# --choose data: (images, bbx_gt file, names to keep or None). The first generation of the
+# default never trained on the WIDER train crowds; the second did (its hold-outs are the two
+# lists of wider-val-holdout: validation and calibration images, never trained on)
 CHOOSE_DATA = {
     "wider-train-1k": (ROOT.parent / "data" / "wider-train-1k" / "WIDER_train" / "images",
-                       ROOT.parent / "data" / "wider-train-1k" / "wider_face_split" / "wider_face_train_bbx_gt.txt"),
-    "wider-val-train": (ROOT.parent / "data" / "wider-train" / "WIDER_val" / "images",
-                        ROOT.parent / "data" / "wider-train" / "wider_face_split" / "wider_face_val_bbx_gt.txt"),
+                       ROOT.parent / "data" / "wider-train-1k" / "wider_face_split" / "wider_face_train_bbx_gt.txt", None),
+    "wider-val-train": (*_WIDER_TRAIN, None),
+    "wider-val-holdout": (*_WIDER_TRAIN, [ROOT / "configs" / "splits" / "wider_val_train_validation.txt",
+                                          ROOT / "configs" / "splits" / "wider_val_train_calibration.txt"]),
 }  # fmt: skip
 PEERS = Path("/tmp/facespot-peers")
 
@@ -230,17 +236,34 @@ def write_h264(path: Path, frames, crf: int = 16, tone: bool = True) -> None:
             c.mux(a.encode(None))
 
 
-def make_videos(images: Path, gt_file: Path, out: Path, n: int, frames: int, seed: int) -> list[Video]:
-    """The benchmark's videos (cached in ``out``: made once per seed, size and count)."""
+def _listed(lists: list[Path]) -> set[str]:
+    """The ``event/name.jpg`` entries of split lists (``#`` comments and blank lines skipped)."""
+    names = set()
+    for path in lists:
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                names.add(line if line.endswith(".jpg") else line + ".jpg")
+    return names
+
+
+def make_videos(images: Path, gt_file: Path, out: Path, n: int, frames: int, seed: int,
+                only: list[Path] | None = None) -> list[Video]:
+    """The benchmark's videos (cached in ``out``: made once per seed, size and count), from the
+    photos of ``gt_file`` (only those named in the ``only`` lists, when given)."""
     out.mkdir(parents=True, exist_ok=True)
     index = out / "videos.json"
-    key = {"images": str(images), "n": n, "frames": frames, "seed": seed, "version": 3}
+    key = {"images": str(images), "n": n, "frames": frames, "seed": seed, "version": 3,
+           **({"only": [p.name for p in only]} if only else {})}
     if index.is_file():
         saved = json.loads(index.read_text())
         if saved.get("key") == key and all((out / v["file"]).is_file() for v in saved["videos"]):
             return [Video(v["name"], v["kind"], out / v["file"], [np.array(g).reshape(-1, 5) for g in v["gt"]])
                     for v in saved["videos"]]  # fmt: skip
     gt = read_gt(gt_file)
+    if only:
+        keep = _listed(only)
+        gt = {name: boxes for name, boxes in gt.items() if name in keep}
     kinds = KINDS[:n]
     names = pick_images(gt, images, n + kinds.count("cut"), seed)
     rng = np.random.default_rng(seed)
@@ -665,12 +688,12 @@ def choose(args) -> int:
     budget; then the keep ratio. Every step is the tracking replayed on cached detections."""
     from facespot.runtime.packaged import MANIFEST, _package_dir, packaged_entry
 
-    images, gt = CHOOSE_DATA[args.choose_data]
+    images, gt, only = CHOOSE_DATA[args.choose_data]
     if not gt.is_file():
         print(f"skipped: {args.choose_data} is not at {gt.parent.parent} (../shared/tools/ lays it out)")
         return 0
     out = Path(args.out) / "choose" / args.choose_data
-    videos = make_videos(images, gt, out / "videos", args.choose_videos, args.frames, seed=args.seed + 1000)
+    videos = make_videos(images, gt, out / "videos", args.choose_videos, args.frames, seed=args.seed + 1000, only=only)
     dets = detections(videos, args.model, out)
     ts = [CANDIDATES[-1]] * (len(SIZE_EDGES) + 1)
     cur = replay(videos, dets, _settings(ts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,67 @@ def test_a_run_cut_inside_an_epoch_resumes_at_the_saved_batch(tmp_path, monkeypa
     assert (end.epoch, end.batches_done, end.global_step) == (2, 0, 2 * len(records))
     with pytest.raises(FacespotError, match="checkpoint_minutes must be > 0"):
         recipe(tmp_path, checkpoint_minutes=0)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_the_step_under_way_and_resumes_there(tmp_path, monkeypatch, signum):
+    """SIGTERM or Ctrl-C (a real signal to this process) in the middle of a step: the step
+    finishes, last.pt is saved at that batch, the run stops (Terminated for SIGTERM, a plain
+    KeyboardInterrupt for Ctrl-C: exit 143 / 130 in the CLI), and the resume ends where a run
+    never stopped ends. Without it, everything since the last save was lost."""
+    from facespot.errors import Terminated
+    from facespot.train import loop as L
+
+    kw = dict(epochs=2, batch_size=1, data={"train": [{"format": "wider", "path": "x"}], "input_size": [64, 64]},
+              augment=[{"square_crop": {}}, {"hflip": {}}])
+    records = fixture_records()
+    whole = train(recipe(tmp_path / "whole", **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    signal_in = len(records) + 1  # inside the second step of epoch 2
+    real_step = L._Run.train_step
+
+    def signalled(self, batch, epoch, it, log):
+        if self.step == signal_in:
+            os.kill(os.getpid(), signum)  # arrives here, before the step's forward pass
+        return real_step(self, batch, epoch, it, log)
+
+    monkeypatch.setattr(L._Run, "train_step", signalled)
+    before = signal.getsignal(signum)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(recipe(tmp_path / "cut", **kw), model=_seeded_tiny(0), train_records=records, val_records=[], progress=False)
+    assert isinstance(stopped.value, Terminated) == (signum == signal.SIGTERM)
+    assert signal.getsignal(signum) is before  # the handler is the run's only
+    ck = load_checkpoint(tmp_path / "cut" / "run" / "last.pt")
+    assert (ck.epoch, ck.batches_done, ck.global_step) == (1, 2, signal_in + 1)  # the signalled step kept
+    monkeypatch.setattr(L._Run, "train_step", real_step)
+    rest = train(recipe(tmp_path / "cut", **kw), model=_seeded_tiny(0), train_records=records, val_records=[],
+                 resume=tmp_path / "cut" / "run" / "last.pt", progress=False)
+    assert np.allclose(rest.step_losses, whole.step_losses[signal_in + 1 :], rtol=1e-5, atol=1e-7)
+
+
+def test_cli_run_with_loader_workers_stops_on_sigterm_with_last_pt(tmp_path):
+    """The real command, loader workers running, SIGTERM'd as ``kill`` does: exit 143, one line
+    saying where the state is, and a last.pt that resumes inside the epoch."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "facespot", "train", str(FIX / "tiny.yaml"), "--out", str(out), "--epochs", "400",
+           "--set", "data.input_size=[128, 128]", "--set", "batch_size=2", "--set", "workers=1", "--set", "val_every=0"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = out / "metrics.jsonl", time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # until it has trained a few steps
+        if metrics.is_file() and metrics.read_text().count("train/total") >= 6:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    ck = load_checkpoint(out / "last.pt")
+    assert ck.global_step >= 6 and (ck.epoch, ck.batches_done) != (0, 0)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert max(r["step"] for r in rows if "train/total" in r) == ck.global_step  # nothing logged past the save
 
 
 def test_workers_persist_across_epochs_and_repeats_weight_sources(tmp_path):

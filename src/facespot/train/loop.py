@@ -12,7 +12,8 @@ and ``torch.compile``; an EMA of the weights is what validation scores and what 
 
 Outputs in ``out_dir``: ``config.yaml`` (the effective recipe), ``metrics.jsonl`` (and
 TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
-``checkpoint_every`` epochs and, with ``checkpoint_minutes``, inside an epoch too),
+``checkpoint_every`` epochs and, with ``checkpoint_minutes``, inside an epoch too; Ctrl-C or
+SIGTERM saves it at the step where the run stops: :mod:`facespot.train.stopping`),
 ``best.safetensors`` (highest validation AP) and ``final.safetensors`` (the last weights); the
 ``.safetensors`` files load with ``facespot.models.io.load_model`` as ``facespot eval``/detect expect.
 """
@@ -44,6 +45,7 @@ from facespot.train.objective import check_objective, compute_targets, loss_from
 from facespot.train.optim import make_optimizer, make_scheduler
 from facespot.train.runlog import RunLog
 from facespot.train.sampling import EpochSampler
+from facespot.train.stopping import StopRequest
 from facespot.train.sources import load_sources, load_weighted_sources, split_holdout  # noqa: F401
 from facespot.train.timing import NullTimer
 
@@ -223,6 +225,7 @@ class _Run:
         self.main = self.info.is_main
         self.progress = (self.main and sys.stderr.isatty()) if progress is None else progress
         self.timer = timer or NullTimer()
+        self.stop = StopRequest()
 
         model = build(cfg.model.name, **cfg.model.options) if model is None else model
         if cfg.init:  # fine-tuning: weights only; optimiser, schedule and EMA start afresh
@@ -349,11 +352,21 @@ class _Run:
         seen, t0, losses, saved = 0, time.perf_counter(), [], time.monotonic()
         batches = self.data.epoch_batches(epoch, first)
         for it in range(first, iters):
-            with self.timer.section("data"):
-                batch = next(batches, None)
-            # ranks skip or stop together (2: out of batches, 1: every image unreadable), or the
-            # others would wait in the gradient all-reduce
-            state = D.all_max(2 if batch is None else int(len(batch) == 0), self.info, self.device)
+            batch = None
+            if not self.stop.requested:
+                with self.timer.section("data"):
+                    try:
+                        batch = next(batches, None)
+                    except Exception:
+                        if not self.stop.requested:  # Ctrl-C also ends the loader's workers: no batch, no bug
+                            raise
+            # ranks skip or stop together (3: a stop signal, 2: out of batches, 1: every image
+            # unreadable), or the others would wait in the gradient all-reduce
+            local = 3 if self.stop.requested else 2 if batch is None else int(len(batch) == 0)
+            state = D.all_max(local, self.info, self.device)
+            if state == 3:
+                bar.close()
+                self.stop_here(epoch, it)
             if batch is not None and batch.failed:
                 self.result.skipped_images += len(batch.failed)
                 for f in batch.failed:
@@ -418,6 +431,16 @@ class _Run:
             self.ema.state_dict() if self.ema is not None else None, batches_done,
         ))
 
+    def stop_here(self, epoch: int, batches_done: int) -> None:
+        """A stop signal arrived: save ``last.pt`` at this batch (every step trained so far kept)
+        and raise what the CLI turns into 130 (Ctrl-C) or 143 (SIGTERM)."""
+        if self.main:
+            self.save_last(epoch, batches_done=batches_done)
+            print(f"facespot train: stopped by {self.stop.name} at epoch {epoch + 1}/{self.cfg.epochs}, batch "
+                  f"{batches_done}/{self.data.iters} (step {self.step}); saved {self.last_ckpt}: continue with "
+                  f"--resume {self.last_ckpt}", file=sys.stderr, flush=True)  # fmt: skip
+        raise self.stop.exception()
+
     def finish(self, log: RunLog) -> None:
         from facespot.models.io import save_weights
 
@@ -452,8 +475,13 @@ def train(
     run.result.epochs_done = run.start_epoch
     log = run.open_log()
     run.net.train()
-    for epoch in range(run.start_epoch, cfg.epochs):
-        loss = run.train_epoch(epoch, log)
-        run.end_epoch(epoch, loss, log)
+    try:
+        with run.stop.installed():  # Ctrl-C / SIGTERM: last.pt saved at the next step boundary
+            for epoch in range(run.start_epoch, cfg.epochs):
+                loss = run.train_epoch(epoch, log)
+                run.end_epoch(epoch, loss, log)
+    except BaseException:
+        log.close()  # every metric logged so far reaches the disk
+        raise
     run.finish(log)
     return run.result
