@@ -605,10 +605,10 @@ class _F:
         self.box, self.score = tuple(t[:4]), float(t[4])
 
 
-def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = True) -> dict:
+def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = True, shape: str = "ellipse") -> dict:
     """Blur's covering, replayed on cached detections, scored geometrically (over-blur on a
     quarter-resolution grid; each face's middle at full resolution)."""
-    from facespot.runtime.anonymize import grow_box
+    from facespot.runtime.anonymize import cover_mask
     from facespot.runtime.tracking import CoverPlanner
 
     faces = exposed = 0
@@ -626,19 +626,14 @@ def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = T
             released += planner.push(i, found, sigs[i])
         released += planner.finish() if track else []
         for i, boxes in released:
-            grown = [g for g in (grow_box(b, MARGIN, SIZE[0], SIZE[1]) for b in boxes) if g is not None]
-            small = np.zeros((SIZE[1] // 4, SIZE[0] // 4), bool)
-            for a, b, c, d in grown:
-                small[b // 4 : -(-d // 4), a // 4 : -(-c // 4)] = True
+            covered = cover_mask(boxes, MARGIN, SIZE[0], SIZE[1], shape)
+            small = covered.reshape(SIZE[1] // 4, 4, SIZE[0] // 4, 4).any(axis=(1, 3))  # a 4x4 cell touched: covered
             for box in v.gt[i]:
                 if not scorable(box):
                     continue
                 x1, y1, x2, y2 = middle(box)
-                local = np.zeros((y2 - y1, x2 - x1), bool)
-                for a, b, c, d in grown:
-                    local[max(b - y1, 0) : max(d - y1, 0), max(a - x1, 0) : max(c - x1, 0)] = True
                 faces += 1
-                exposed += local.mean() < 0.6
+                exposed += covered[y1:y2, x1:x2].mean() < 0.6
             free = _guard(v, i)
             free_px += int(free.sum())
             covered_px += int((free & small).sum())
@@ -696,7 +691,7 @@ def choose(args) -> int:
     videos = make_videos(images, gt, out / "videos", args.choose_videos, args.frames, seed=args.seed + 1000, only=only)
     dets = detections(videos, args.model, out)
     ts = [CANDIDATES[-1]] * (len(SIZE_EDGES) + 1)
-    cur = replay(videos, dets, _settings(ts))
+    cur = replay(videos, dets, _settings(ts), shape=args.shape)
     print(f"\nblur operating point of {args.model!r} on {len(videos)} videos of {args.choose_data} ({cur['faces']} face-frames); "
           f"budget: over-blur <= {args.budget}% of the non-face area\n")  # fmt: skip
     names = [f"< {SIZE_EDGES[0]:g} px"] + [f"< {e:g} px" for e in SIZE_EDGES[1:]] + [f">= {SIZE_EDGES[-1]:g} px"]
@@ -710,7 +705,7 @@ def choose(args) -> int:
                 continue
             trial = ts.copy()
             trial[k] = lower[-1]
-            r = replay(videos, dets, _settings(trial))
+            r = replay(videos, dets, _settings(trial), shape=args.shape)
             if r["overblur_pct"] > args.budget:
                 continue
             gain = cur["exposed_pct"] - r["exposed_pct"]
@@ -723,7 +718,7 @@ def choose(args) -> int:
         print("| " + " | ".join(f"{t:g}" for t in ts) + f" | {cur['exposed_pct']:.1f}% | {cur['overblur_pct']:.2f}% |")
     best, ratio = cur, 1.0
     for trial_ratio in (0.8, 0.6):
-        r = replay(videos, dets, _settings(ts, trial_ratio))
+        r = replay(videos, dets, _settings(ts, trial_ratio), shape=args.shape)
         print(f"keep at {trial_ratio:g} x threshold: {r['exposed_pct']:.1f}% exposed, {r['overblur_pct']:.2f}% over-blur")
         if r["overblur_pct"] <= args.budget and r["exposed_pct"] < best["exposed_pct"]:
             best, ratio = r, trial_ratio
@@ -732,10 +727,10 @@ def choose(args) -> int:
           f"{best['overblur_pct']:.2f}% over-blur")  # fmt: skip
     print("\nat the chosen thresholds, tracking (hold, lookback, detect every k):\n")
     print("| hold | lookback | every | exposed | over-blur |\n|---|---|---|---|---|")
-    r = replay(videos, dets, chosen, track=False)
+    r = replay(videos, dets, chosen, track=False, shape=args.shape)
     print(f"| no tracking | | 1 | {r['exposed_pct']:.1f}% | {r['overblur_pct']:.2f}% |")
     for hold, look, every in ((1, 0, 1), (3, 2, 1), (6, 2, 1), (3, 4, 1), (6, 4, 1), (12, 8, 1), (3, 2, 2), (3, 2, 3)):
-        r = replay(videos, dets, chosen.with_(hold=hold, lookback=look, every=every))
+        r = replay(videos, dets, chosen.with_(hold=hold, lookback=look, every=every), shape=args.shape)
         print(f"| {hold} | {look} | {every} | {r['exposed_pct']:.1f}% | {r['overblur_pct']:.2f}% |")
     if args.write:
         key, entry = packaged_entry(args.model)
@@ -771,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--choose", action="store_true", help="measure blur's operating point on training-split videos")
     p.add_argument("--model", default="default", help="--choose: the packaged model (default: default)")
     p.add_argument("--budget", type=float, default=2.0, help="--choose: most over-blur, %% of the non-face area (default: 2)")
+    p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="--choose: blur's --shape (default: ellipse)")
     p.add_argument("--choose-videos", type=int, default=16, help="--choose: videos (default: 16)")
     p.add_argument("--choose-data", choices=sorted(CHOOSE_DATA), default="wider-train-1k",
                    help="--choose: training images to make them from; best ones the model did not train on (default: %(default)s)")  # fmt: skip

@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blur",
         help="blur or pixelate faces in images and videos",
         description=(
-            "Anonymise faces: every detected face (grown by --margin) is Gaussian-blurred or pixelated; pixels "
-            "outside the faces are untouched. In videos faces are tracked across frames: a face stays blurred "
+            "Anonymise faces: every detected face (the ellipse in its box grown by --margin, or the whole box with "
+            "--shape box) is Gaussian-blurred or pixelated; pixels outside are untouched. In videos faces are tracked across frames: a face stays blurred "
             "through missed detections and from a few frames before it is first found. Videos are written as "
             "H.264 with the input's frame size, rate and audio."
         ),
@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="OUT", help="output image file/folder, or video file/folder")
     p.add_argument("--method", choices=("gaussian", "pixelate"), default="gaussian", help="default: gaussian")
     p.add_argument("--margin", type=float, default=0.2, help="grow each box by this fraction per side (default: 0.2)")
+    p.add_argument("--shape", choices=("ellipse", "box"), default="ellipse",
+                   help="cover the ellipse inside the grown box (as much of the face, less of what is around it) "
+                        "or the whole box (default: ellipse)")  # fmt: skip
     # blur's own operating point, measured per packaged model: a missed face is worse than a blurred patch
     add_model_arguments(p, threshold=None, threshold_help=(
         "minimum score of a face to blur, whatever its size (default: the model's measured blur operating point, "
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from facespot.runtime.settings import BlurSettings
 
     blur = BlurSettings(
-        method=args.method, margin=args.margin, track=args.track, keep=args.keep_threshold, hold=args.hold,
+        method=args.method, margin=args.margin, shape=args.shape, track=args.track, keep=args.keep_threshold, hold=args.hold,
         lookback=args.lookback, every=args.detect_every,
     )  # fmt: skip
     settings = detection_settings(args, blur)

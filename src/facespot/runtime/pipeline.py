@@ -447,13 +447,15 @@ class BlurOutputs:
     blurred, weaker ones (down to ``settings.kept``; the detector runs at ``settings.low``) only
     continue a track."""
 
-    def __init__(self, method: str, margin: float, settings=None, track: bool = True) -> None:
-        from facespot.runtime.anonymize import METHODS
+    def __init__(self, method: str, margin: float, settings=None, track: bool = True, shape: str = "ellipse") -> None:
+        from facespot.runtime.anonymize import METHODS, SHAPES
         from facespot.runtime.tracking import TrackSettings
 
         if method not in METHODS:
             raise FacespotError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
-        self.method, self.margin = method, margin
+        if shape not in SHAPES:
+            raise FacespotError(f"unknown anonymisation shape {shape!r}; use one of {', '.join(SHAPES)}")
+        self.method, self.margin, self.shape = method, margin, shape
         self.settings = (settings or TrackSettings(threshold=0.0)).check()
         self.track = track
 
@@ -475,7 +477,7 @@ class BlurOutputs:
                 stored = None
             if stored is not None and stored.shape[:2] == (h, w):
                 pixels = stored
-        return anonymize(pixels, boxes, self.method, self.margin)
+        return anonymize(pixels, boxes, self.method, self.margin, self.shape)
 
     def stream(self, key: str) -> "BlurStream | None":
         return BlurStream(self) if self.track else None
@@ -497,7 +499,7 @@ class BlurStream:
         from facespot.runtime.anonymize import anonymize
 
         o = self.outputs
-        return [(frame, anonymize(frame.image, boxes, o.method, o.margin)) for frame, boxes in released]
+        return [(frame, anonymize(frame.image, boxes, o.method, o.margin, o.shape)) for frame, boxes in released]
 
     def push(self, frame: Frame, faces: list | None) -> list[tuple[Frame, np.ndarray]]:
         return self._blur(self.planner.push(frame, faces, signature_of(frame)))
@@ -507,7 +509,7 @@ class BlurStream:
 
 
 def blur_outputs(model: str, method: str, margin: float, track: bool = True, threshold: float | None = None,
-                 keep: float | None = None, **tracking) -> tuple[BlurOutputs, str]:  # fmt: skip
+                 keep: float | None = None, shape: str = "ellipse", **tracking) -> tuple[BlurOutputs, str]:  # fmt: skip
     """``facespot blur``'s handle for a model: its measured operating point
     (:func:`facespot.runtime.tracking.blur_settings`) with the user's overrides (``threshold``,
     ``keep`` and the :class:`~.tracking.TrackSettings` fields in ``tracking``); returns the
@@ -531,4 +533,4 @@ def blur_outputs(model: str, method: str, margin: float, track: bool = True, thr
     note = f"threshold {settings.describe()}" + (f", tracks kept down to {settings.low:g}" if track else ", no tracking")
     note += " (measured for this model)" if origin == "measured" and threshold is None else (
         " (given)" if threshold is not None else " (fallback: no measured operating point for this model)")
-    return BlurOutputs(method, margin, settings, track), note
+    return BlurOutputs(method, margin, settings, track, shape), note

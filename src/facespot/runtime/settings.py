@@ -29,6 +29,7 @@ class BlurSettings:
 
     method: str = "gaussian"
     margin: float = 0.2
+    shape: str = "ellipse"
     track: bool = True
     keep: float | None = None
     hold: int | None = None
@@ -100,6 +101,6 @@ class DetectionSettings:
 
         b = self.blur or BlurSettings()
         return blur_outputs(
-            str(self.model), b.method, b.margin, track=b.track, threshold=self.threshold, keep=b.keep, hold=b.hold,
+            str(self.model), b.method, b.margin, shape=b.shape, track=b.track, threshold=self.threshold, keep=b.keep, hold=b.hold,
             lookback=b.lookback, every=b.every,
         )  # fmt: skip

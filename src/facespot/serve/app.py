@@ -119,7 +119,7 @@ def _check_known(params, known: tuple[str, ...]) -> None:
 
 
 DETECT_PARAMS = ("threshold", "max_faces", "min_size")
-BLUR_PARAMS = DETECT_PARAMS + ("method", "margin", "format")
+BLUR_PARAMS = DETECT_PARAMS + ("method", "margin", "shape", "format")
 CONVERT_FORMATS = ("png", "jpeg", "webp")
 """What ``format`` may ask for: formats every current browser decodes."""
 
@@ -160,14 +160,14 @@ def _detect_job(detector, data: bytes, options, max_pixels: int) -> dict[str, An
 
 
 def _blur_job(detector, data: bytes, options, max_pixels: int, method: str, margin: float, fmt: str | None,
-              point=None) -> tuple[bytes, str, int]:  # fmt: skip
+              point=None, shape: str = "ellipse") -> tuple[bytes, str, int]:  # fmt: skip
     """``point``: an operating point (:class:`~facespot.runtime.tracking.TrackSettings`) whose
     per-size thresholds pick the faces to blur; None: every face found."""
     from facespot.runtime.anonymize import anonymize
 
     upload, faces = _faces(detector, data, options, max_pixels)
     boxes = [f.box for f in faces if point is None or f.score >= point.start(f.box)]
-    out = anonymize(upload.rgb, boxes, method=method, margin=margin)
+    out = anonymize(upload.rgb, boxes, method=method, margin=margin, shape=shape)
     return encode_like(upload, out, fmt=fmt), FORMATS[fmt or upload.format][0], len(boxes)
 
 
@@ -292,7 +292,7 @@ class ServeApp:
         return JSONResponse(await self.in_pool(_detect_job, data, options, config.max_pixels))
 
     async def blur(self, request: Request) -> Response:
-        from facespot.runtime.anonymize import METHODS
+        from facespot.runtime.anonymize import METHODS, SHAPES
 
         config, params = self.config, request.query_params
         _check_known(params, BLUR_PARAMS)
@@ -303,9 +303,13 @@ class ServeApp:
         if method not in METHODS:
             raise ApiError(400, f"query parameter 'method' must be one of {', '.join(METHODS)}, got {method!r}")
         margin = _number(params, "margin", 0.2, 0.0, 2.0)
+        shape = params.get("shape") or "ellipse"
+        if shape not in SHAPES:
+            raise ApiError(400, f"query parameter 'shape' must be one of {', '.join(SHAPES)}, got {shape!r}")
         fmt = _format(params, None)
         data = await self.upload_of(request)
-        body, media_type, count = await self.in_pool(_blur_job, data, options, config.max_pixels, method, margin, fmt, point)
+        body, media_type, count = await self.in_pool(_blur_job, data, options, config.max_pixels, method, margin, fmt, point,
+                                                     shape)  # fmt: skip
         return Response(body, media_type=media_type, headers={"X-Faces": str(count), "Cache-Control": "no-store"})
 
     async def convert(self, request: Request) -> Response:
