@@ -742,7 +742,7 @@ def choose(args) -> int:
         data["models"][key]["blur"] = {
             "threshold": chosen.threshold, "sizes": [list(p) for p in chosen.sizes], "keep": round(chosen.keep if chosen.keep is not None else chosen.threshold, 4),
             "sha256": entry["sha256"], "exposed_pct": round(best["exposed_pct"], 2),
-            "overblur_pct": round(best["overblur_pct"], 3), "budget_pct": args.budget,
+            "overblur_pct": round(best["overblur_pct"], 3), "budget_pct": args.budget, "shape": args.shape,
             "measured_on": f"{len(videos)} videos x {args.frames} frames of {args.choose_data} (seed {args.seed + 1000})",
             "command": f"python benchmarks/anonymize_video.py --choose --choose-data {args.choose_data} --model {args.model} --write",
         }  # fmt: skip
