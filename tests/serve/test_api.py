@@ -105,12 +105,14 @@ def test_oriented_tiff_is_detected_and_blurred_upright(client, orientation):
     assert (got["width"], got["height"]) == (512, 600) and len(got["faces"]) == 1
     assert np.abs(np.subtract(got["faces"][0]["box"], want)).max() < 3
     r = client.post("/v1/blur", content=buf.getvalue())
-    assert r.status_code == 200 and r.headers["content-type"] == "image/tiff" and r.headers["x-faces"] == "1"
+    # blurred as the upright photo is (blur's recall-first point may also cover a weak face beside hers)
+    same = client.post("/v1/blur", content=encode(upright, ".png"))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/tiff" and r.headers["x-faces"] == same.headers["x-faces"] != "0"
     out = decode(r.content).astype(int)
     x1, y1, x2, y2 = (int(v) for v in want)
     face = (slice(y1 + 10, y2 - 10), slice(x1 + 10, x2 - 10))
     assert out.shape == upright.shape and np.abs(out[face] - upright[face]).mean() > 8
-    assert np.abs(out[:40] - upright[:40]).mean() < 1
+    assert np.abs(out - decode(same.content).astype(int)).mean() < 1
 
 
 def test_convert_and_blur_answer_in_a_format_the_browser_shows(client):
@@ -129,7 +131,8 @@ def test_convert_and_blur_answer_in_a_format_the_browser_shows(client):
     r = client.post("/v1/convert?format=jpeg", files={"image": ("a.tiff", tiff)})
     assert r.headers["content-type"] == "image/jpeg" and decode(r.content).shape == upright.shape
     shown = client.post("/v1/blur?format=png", content=tiff)
-    assert shown.headers["content-type"] == "image/png" and shown.headers["x-faces"] == "1"
+    upright_count = client.post("/v1/blur", content=encode(upright, ".png")).headers["x-faces"]
+    assert shown.headers["content-type"] == "image/png" and shown.headers["x-faces"] == upright_count != "0"
     assert decode(shown.content).shape == upright.shape
     kept = client.post("/v1/blur", content=tiff)  # the download: the upload's own format
     assert kept.headers["content-type"] == "image/tiff"
