@@ -14,10 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "blur",
         help="blur or pixelate faces in images and videos",
         description=(
-            "Anonymise faces: every detected face (the ellipse in its box grown by --margin, or the whole box with "
-            "--shape box) is Gaussian-blurred or pixelated; pixels outside are untouched. In videos faces are tracked across frames: a face stays blurred "
-            "through missed detections and from a few frames before it is first found. Videos are written as "
-            "H.264 with the input's frame size, rate and audio."
+            "Anonymise faces: every detected face (the ellipse in its box grown by --margin, or the whole box "
+            "with --shape box) is Gaussian-blurred or pixelated; pixels outside are untouched. In videos faces "
+            "are tracked across frames: a face stays blurred through missed detections and from a few frames "
+            "before it is first found. Videos are written as H.264 with the input's frame size, rate and audio."
         ),
     )
     p.add_argument("source", help="image, folder, video file or camera index")

@@ -26,8 +26,8 @@ def region_mask(box: Sequence[float], margin: float, region: tuple[int, int, int
     """Which pixels of ``region`` (the clipped grown box of :func:`grow_box`) are covered: all of
     them for ``box``; for ``ellipse`` the ellipse inscribed in the grown box before clipping (a
     face cut by the frame edge keeps its ellipse). An ellipse covers a face as well as its box
-    does (the ellipse of a box grown by 0.2 per side reaches its corners, within 1 %) with a fifth less of the wall
-    around it blurred. None means the whole region."""
+    does (the ellipse of a box grown by 0.2 per side reaches its corners, within 1 %) with a
+    fifth less of the wall around it blurred. None means the whole region."""
     if shape == "box":
         return None
     x1, y1, x2, y2 = (float(v) for v in box)
