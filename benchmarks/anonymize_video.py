@@ -236,17 +236,6 @@ def write_h264(path: Path, frames, crf: int = 16, tone: bool = True) -> None:
             c.mux(a.encode(None))
 
 
-def _listed(lists: list[Path]) -> set[str]:
-    """The ``event/name.jpg`` entries of split lists (``#`` comments and blank lines skipped)."""
-    names = set()
-    for path in lists:
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                names.add(line if line.endswith(".jpg") else line + ".jpg")
-    return names
-
-
 def make_videos(images: Path, gt_file: Path, out: Path, n: int, frames: int, seed: int,
                 only: list[Path] | None = None) -> list[Video]:
     """The benchmark's videos (cached in ``out``: made once per seed, size and count), from the
@@ -262,8 +251,10 @@ def make_videos(images: Path, gt_file: Path, out: Path, n: int, frames: int, see
                     for v in saved["videos"]]  # fmt: skip
     gt = read_gt(gt_file)
     if only:
-        keep = _listed(only)
-        gt = {name: boxes for name, boxes in gt.items() if name in keep}
+        from facespot.train.sources import read_name_list  # the recipes' reader of split lists
+
+        keep = read_name_list([str(p) for p in only], "")  # event/stem names
+        gt = {name: boxes for name, boxes in gt.items() if name.rsplit(".", 1)[0] in keep}
     kinds = KINDS[:n]
     names = pick_images(gt, images, n + kinds.count("cut"), seed)
     rng = np.random.default_rng(seed)

@@ -22,6 +22,14 @@ METHODS = ("gaussian", "pixelate")
 SHAPES = ("ellipse", "box")
 
 
+def check_cover(method: str, shape: str) -> None:
+    """Refuse an unknown ``method`` or ``shape`` with the choices in the message."""
+    if method not in METHODS:
+        raise FacespotError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
+    if shape not in SHAPES:
+        raise FacespotError(f"unknown anonymisation shape {shape!r}; use one of {', '.join(SHAPES)}")
+
+
 def region_mask(box: Sequence[float], margin: float, region: tuple[int, int, int, int], shape: str) -> np.ndarray | None:
     """Which pixels of ``region`` (the clipped grown box of :func:`grow_box`) are covered: all of
     them for ``box``; for ``ellipse`` the ellipse inscribed in the grown box before clipping (a
@@ -70,10 +78,7 @@ def anonymize(image: np.ndarray, boxes: Sequence[Sequence[float]], method: str =
               shape: str = "ellipse") -> np.ndarray:
     """A copy of ``image`` with every face blurred (``gaussian``) or pixelated: the ellipse
     inscribed in its grown box (``shape="ellipse"``) or the whole grown box (``"box"``)."""
-    if method not in METHODS:
-        raise FacespotError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
-    if shape not in SHAPES:
-        raise FacespotError(f"unknown anonymisation shape {shape!r}; use one of {', '.join(SHAPES)}")
+    check_cover(method, shape)
     if not 0.0 <= margin <= 2.0:
         raise FacespotError(f"margin must be between 0 and 2 (a fraction of the box size), got {margin}")
     out = np.ascontiguousarray(image).copy()

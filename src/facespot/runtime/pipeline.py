@@ -448,13 +448,10 @@ class BlurOutputs:
     continue a track."""
 
     def __init__(self, method: str, margin: float, settings=None, track: bool = True, shape: str = "ellipse") -> None:
-        from facespot.runtime.anonymize import METHODS, SHAPES
+        from facespot.runtime.anonymize import check_cover
         from facespot.runtime.tracking import TrackSettings
 
-        if method not in METHODS:
-            raise FacespotError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
-        if shape not in SHAPES:
-            raise FacespotError(f"unknown anonymisation shape {shape!r}; use one of {', '.join(SHAPES)}")
+        check_cover(method, shape)
         self.method, self.margin, self.shape = method, margin, shape
         self.settings = (settings or TrackSettings(threshold=0.0)).check()
         self.track = track
