@@ -1,7 +1,7 @@
 """The shipped default (and the second generation packaged beside it) on the held-out face-free
-photos (issue 10): no face at the default threshold on any of them. The 79 photos (``configs/splits/negatives_holdout.txt``, 20% of
-``../shared/data/negatives-pets``) were never trained on nor used to calibrate the threshold;
-the test skips when the shared data is absent."""
+photos (issue 10): no face at the default threshold on any of them. The 79 photos
+(``configs/splits/negatives_holdout.txt``, 20% of ``../shared/data/negatives-pets``) were never
+trained on nor used to calibrate the threshold; the test skips when the shared data is absent."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The seed families shipped trained (issue 22), and the second-generation SpotNet packaged
-beside the default until it passes every gate of ``test_default_model.py``: each packaged entry, at its default threshold,
-finds the faces it was measured to find in ``tests/fixtures/photos`` (box IoU >= 0.5 with the
-hand label) and nothing in the rocket photo; the packaged weights stay within their size budget.
+beside the default until it passes every gate of ``test_default_model.py``: each packaged entry,
+at its default threshold, finds the faces it was measured to find in ``tests/fixtures/photos``
+(box IoU >= 0.5 with the hand label) and nothing in the rocket photo; the packaged weights stay
+within their size budget.
 
-What each finds is pinned as measured when it shipped (MODELS.md): none
-finds the half-hidden face of ``cameraman.jpg`` at its operating point, and Tiny Faces needs its
+What each finds is pinned as measured when it shipped (MODELS.md): none finds the half-hidden
+face of ``cameraman.jpg`` at its operating point, and Tiny Faces needs its
 pyramid (``mode="multiscale"``) for the 170-px face of ``grace_hopper.jpg``: its templates are
 WIDER's small faces, and single-scale it splits that face in two.
 """
