@@ -2,7 +2,7 @@
 
     python benchmarks/anonymize_video.py                      # the table in the README
     python benchmarks/anonymize_video.py --rows default,deface --videos 6 --out /tmp/av
-    python benchmarks/anonymize_video.py --choose --model default [--write]   # blur's operating point
+    python benchmarks/anonymize_video.py --choose --choose-data wider-val-holdout --model default [--write]
 
 **Videos.** Camera moves over WIDER FACE photos, rendered at 1280x720, 25 fps, 40 frames, with
 the ground-truth boxes moved with the camera: ``pan`` (a window sliding across the crowd),
@@ -43,7 +43,9 @@ when less than 60 % of its middle region is covered; over-blur is the non-face a
 The operating point is the one with the fewest exposed face-frames whose over-blur stays within
 ``--budget`` (2 % of the non-face area); ``--write`` stores it in the weights manifest with the
 weights' hash (``facespot.runtime.packaged.blur_point``), so new weights fall back to the
-documented default until measured again.
+documented default until measured again. With deface's peer venv (``--peers``) it also prints
+deface's covering replayed on the same videos (CenterFace >= 0.2, boxes grown 0.3 per side,
+ellipses, frame by frame; :func:`deface_reference`): the reference the budget is read against.
 """
 
 from __future__ import annotations
