@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Keep a copy of a campaign's last.pt after every finished epoch, for choosing a release on the
+# validation hold-out later (last.pt alone is overwritten every 10 minutes). Runs beside
+# campaign/run.sh until stopped; the copies (5.5 MB each) stay on the machine, outside the
+# repository: ../snapshots/<run>/epoch_NNN.pt, NNN = epochs done.
+#
+#   nohup bash campaign/snapshots.sh > ../snapshots/watch.log 2>&1 &      # campaign/spotnet_s2
+#   python scripts/checkpoint_weights.py ../snapshots/spotnet_s2/epoch_024.pt W.safetensors   # its EMA weights
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:-campaign/spotnet_s2}
+OUT=${2:-../snapshots/$(basename "$RUN")}
+mkdir -p "$OUT"
+while true; do
+    n=$(grep -c '"epoch/loss"' "$RUN/metrics.jsonl" 2>/dev/null || echo 0)  # one line per finished epoch
+    f=$OUT/epoch_$(printf %03d "$n").pt
+    if [ "$n" != 0 ] && [ ! -f "$f" ] && [ -f "$RUN/last.pt" ]; then
+        sleep 20  # last.pt is written right after the epoch's line
+        cp "$RUN/last.pt" "$f.tmp" && mv "$f.tmp" "$f"
+    fi
+    sleep 60
+done
