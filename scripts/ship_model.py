@@ -1,7 +1,9 @@
 """Ship trained weights inside the package: calibrate the score scale, export ONNX, register.
 
-    python scripts/ship_model.py campaign/spotnet_s2/best.safetensors spotnet-s2 --recipe configs/spotnet_s2.yaml \\
-        --file spotnet_s2 --default --description "SpotNet-s with landmarks, ..."
+    python scripts/checkpoint_weights.py ../snapshots/spotnet_s2/epoch_024.pt W.safetensors   # an epoch's EMA weights
+    python scripts/ship_model.py W.safetensors spotnet-s2 --recipe configs/spotnet_s2.yaml --file spotnet_s2 \\
+        --half --recall-offsets --default --description "SpotNet-s with landmarks, ..."
+    (first as a trial: ``--folder COPY``, COPY a copy of ``src/facespot/weights``; check the gates on its files)
 
 0. Models with score groups (SpotNet) get one logit offset per group, chosen on the recipe's
    ``data.calibration`` WIDER images (held out of training and validation) by the official
