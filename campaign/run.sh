@@ -9,6 +9,7 @@
 #   THREADS=1 NICE=12 bash campaign/run.sh configs/grid_mobilenetv2_cpu.yaml campaign/grid_mobilenetv2
 #   bash campaign/stop.sh [RUN]          # stop it: last.pt saved at the step under way (SIGTERM)
 #   bash campaign/snapshots.sh [RUN]     # beside it: a copy of last.pt per finished epoch (../snapshots/)
+#   bash campaign/anneal.sh EPOCH        # a release candidate: that epoch, its learning rate annealed (2 epochs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RECIPE=${1:-configs/spotnet_s2.yaml}
