@@ -3,7 +3,8 @@
     python scripts/checkpoint_weights.py ../snapshots/spotnet_s2/epoch_024.pt W.safetensors   # an epoch's EMA weights
     python scripts/ship_model.py W.safetensors spotnet-s2 --recipe configs/spotnet_s2.yaml --file spotnet_s2 \\
         --half --recall-offsets --default --description "SpotNet-s with landmarks, ..."
-    (first as a trial: ``--folder COPY``, COPY a copy of ``src/facespot/weights``; check the gates on its files)
+    (first as a trial: ``--folder COPY``, COPY a copy of ``src/facespot/weights``; check the gates on its files;
+    for the default ``bash scripts/release_default.sh W.safetensors DESCRIPTION`` does both)
 
 0. Models with score groups (SpotNet) get one logit offset per group, chosen on the recipe's
    ``data.calibration`` WIDER images (held out of training and validation) by the official
