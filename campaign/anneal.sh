@@ -8,7 +8,7 @@
 #                                   #   -> campaign/spotnet_s2/epoch_030.safetensors (EMA weights, committed)
 #                                   #   -> campaign/spotnet_s2_anneal30/ (niced, in the background)
 #   then: python scripts/checkpoint_weights.py campaign/spotnet_s2_anneal30/last.pt W.safetensors
-#   and the release steps of scripts/ship_model.py (trial ship into a copy of the weights folder first).
+#   and bash scripts/release_default.sh W.safetensors DESCRIPTION (the release gates first).
 #
 # It shares the CPU with the campaign if that runs: stop it first (bash campaign/stop.sh) to
 # have the fork done in ~30 minutes on 2 cores, and start it again afterwards (bash campaign/run.sh).
