@@ -22,7 +22,7 @@ Columns (the shared data in ``../shared/data``; nothing of it is copied):
   it reports (WIDER's invalid faces left out), and the share of its reports that are annotated
   faces (IoU 0.5; :mod:`facespot.eval.operating_point`).
 * **FP/img negatives**: faces per image at the detector's default threshold (``thr`` column) on
-  the 79 held-out face-free photos of ``negatives-pets`` (``configs/splits/negatives_holdout.txt``).
+  the 78 held-out face-free photos of ``negatives-pets`` (``configs/splits/negatives_holdout.txt``).
 * **FP/img blank**: the same on 15 blank frames (black, white, grey; 1x1, 64x64, 640x480,
   1280x720, 1920x1080), written as PNG files under ``--out``.
 * **Caltech AP@0.5 / NME, face-mask AP@0.5**: the hold-outs ``configs/splits/caltech_holdout.txt``

@@ -5,7 +5,7 @@
 #
 #   bash scripts/release_default.sh campaign/spotnet_s2_anneal30/epoch_002.safetensors "SpotNet-s, second generation, ..."
 #
-# Gates: the fixture portraits and the rocket (tests/runtime/test_default_model.py), the 79
+# Gates: the fixture portraits and the rocket (tests/runtime/test_default_model.py), the 78
 # held-out face-free photos (test_negatives_holdout.py), the landmarks (test_align.py), the other
 # packaged models untouched (test_packaged_families.py). The docs come after, with the release's
 # numbers (tests/runtime/test_weights_docs.py fails until they name the new files).

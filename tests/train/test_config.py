@@ -102,3 +102,26 @@ def test_name_lists_are_pinned_to_the_recipe_folder(tmp_path):
     saved.parent.mkdir()
     saved.write_text(dump_config(cfg))
     assert load_config(saved).data.train[0].exclude == cfg.data.train[0].exclude  # a saved run config still works
+
+
+def test_recipes_keep_hold_outs_and_photos_with_faces_out_of_the_face_free_training_set():
+    """A recipe training on ``negatives-pets`` as background must leave out its hold-out and the
+    photos of it that show a person's face (configs/splits/negatives_with_faces.txt): a recipe
+    that forgot the second would teach real faces as background."""
+    from pathlib import Path
+
+    from facespot.train.sources import read_name_list
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    hold = read_name_list(str(root / "splits" / "negatives_holdout.txt"), "test")
+    with_faces = read_name_list(str(root / "splits" / "negatives_with_faces.txt"), "test")
+    assert len(with_faces) == 5 and len(hold) == 78
+    assert not hold & with_faces  # a photo with a face is no face-free hold-out photo
+    checked = 0
+    for f in sorted(root.glob("*.yaml")):
+        for src in load_config(f).data.train:
+            if src.format == "negatives" and "negatives-pets" in str(src.path):
+                excluded = read_name_list(src.exclude or [], str(f))
+                assert hold <= excluded and with_faces <= excluded, f"{f.name}: negatives-pets source must exclude both lists"
+                checked += 1
+    assert checked >= 5

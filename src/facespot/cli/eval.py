@@ -161,13 +161,10 @@ def _wider(args: argparse.Namespace) -> int:
 
 
 def _fddb(args: argparse.Namespace) -> int:
+    from facespot.data.fddb import read_folds
     from facespot.data.predictions import read_fddb_detections
     from facespot.eval.fddb import evaluate_fddb, format_fddb_result
 
-    try:
-        from facespot.data.fddb import read_folds
-    except ImportError:
-        raise FacespotError("FDDB ground truth reader (facespot.data.fddb.read_folds) is not available in this install") from None
     _check_outputs(args, [args.pred, args.folds, args.images])
     records = read_folds(args.folds, args.images)
     detections = read_fddb_detections(args.pred)
