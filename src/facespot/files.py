@@ -104,6 +104,8 @@ def _writable_problem(kind: str, path: Path, cache: dict[Path, str | None]) -> s
             return "is a folder; give a file name"
         if kind == "dir" and not path.is_dir():
             return "is a file; give a folder"
+        if kind == "file" and not path.is_file():  # opening a FIFO to try it would wait for a reader
+            return "is a device or a pipe, not a regular file; give a file name"
         if kind == "file":
             try:
                 with open(path, "ab"):  # append mode: nothing is changed

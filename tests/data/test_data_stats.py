@@ -64,6 +64,22 @@ def test_cli_stats_reports_missing_images(tmp_path: Path, capsys: pytest.Capture
     assert "missing image: 1" in out and "1_Handshaking_x_3.jpg" in out
 
 
+def test_cli_stats_reports_truncated_and_empty_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A JPEG cut short keeps a readable header, so a header-only check passed it (and OpenCV
+    decodes it to grey); the file is now read whole (not decoded) and reported."""
+    root = tmp_path / "w"
+    shutil.copytree(FIX / "wider", root)
+    cut = root / "images" / "1--Handshaking" / "1_Handshaking_x_3.jpg"
+    cut.write_bytes(cut.read_bytes()[:-16])  # its scan cut short: header and start of data kept
+    empty = next(p for p in (root / "images").rglob("*.jpg") if p != cut)
+    empty.write_bytes(b"")
+    assert main(["data", "stats", str(root), "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable image: 2" in out
+    assert "1_Handshaking_x_3.jpg: truncated JPEG (the end-of-image marker is missing)" in out
+    assert f"{empty.name}: image is empty (0 bytes)" in out
+
+
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "stats", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -8,9 +8,12 @@ line and exit non-zero; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import select
+import signal
 import sys
+import threading
 from importlib import import_module
 
 from facespot import __version__
@@ -41,9 +44,58 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+# What a write meets when the disk (or quota, or file size limit) is full: an OSError no command
+# handles on its own, e.g. `facespot models > /full/disk/file`.
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _stdout_fails() -> bool:
+    """True when standard output cannot take what it still holds (the disk behind it is full)."""
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        return True
+
+
+class _SigtermAsInterrupt:
+    """SIGTERM (``kill``, ``timeout``, ``docker stop``) ends every command as Ctrl-C does: it raises
+    :class:`Terminated` where the command is, so the ``finally`` blocks that remove temporary files
+    and close writers run (Python's default SIGTERM exits at once, leaving a half-written
+    ``.tmp`` beside an export). A second SIGTERM while they run is ignored. Commands with their own
+    handling (detect's writers, training's step boundary) install theirs inside and restore this."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.previous = None
+
+    def _handler(self, signum, frame) -> None:
+        if not self.fired:
+            self.fired = True
+            raise Terminated()
+
+    def __enter__(self) -> "_SigtermAsInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.signal(signal.SIGTERM, self._handler)
+            except (ValueError, OSError):  # no signals here (embedded interpreters)
+                self.previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fired = True  # what is left to run must not be cut short
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _SigtermAsInterrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # now, not at exit: a closed pipe must reach the handler below
@@ -64,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facespot: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        if _stdout_fails():  # what it could not take is dropped, not retried (and reported) at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f"{exc.filename}: cannot write" if exc.filename else "cannot write the output"
+        print(f"facespot: error: {where} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

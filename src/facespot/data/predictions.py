@@ -31,6 +31,7 @@ from typing import Container, Iterable, Mapping
 import numpy as np
 
 from facespot.errors import FacespotError, located
+from facespot.files import write_atomically
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -202,11 +203,9 @@ def write_wider_predictions(folder: str | Path, predictions: Mapping[str, np.nda
         event, name = key.split("/", 1)
         d = np.asarray(det, dtype=np.float64).reshape(-1, 5)
         path = folder / event / f"{name}.txt"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{name}.jpg\n{len(d)}\n" + _format_rows(d, decimals), encoding="utf-8")
-        except OSError as exc:
-            raise FacespotError(f"{path}: cannot write the WIDER prediction file ({exc.strerror or exc})") from None
+        text = f"{name}.jpg\n{len(d)}\n" + _format_rows(d, decimals)
+        # whole or not at all: a full disk or a stop mid-write leaves no cut-off file to evaluate
+        write_atomically(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _format_rows(d: np.ndarray, decimals: int) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from facespot.data.records import FaceRecord
 from facespot.errors import FacespotError
-from facespot.images import image_size
+from facespot.images import check_encoded, image_size
 
 SIZE_EDGES = (10, 20, 40, 80, 160, 320)
 """Bucket edges (pixels) for face size = sqrt(w * h)."""
@@ -68,9 +68,10 @@ def size_histogram(sizes: np.ndarray, edges: Iterable[float] = SIZE_EDGES) -> li
 def compute_stats(records: list[FaceRecord], check_images: bool = True) -> DatasetStats:
     """Count faces, bucket their sizes and list problems.
 
-    With ``check_images`` the image files are checked to exist and, where the annotation
-    states no size, their size is read from the header, so boxes outside the image can be
-    found; without it only the annotations are examined.
+    With ``check_images`` the image files are checked to exist and to be whole (read, not
+    decoded: :func:`facespot.images.check_encoded`) and, where the annotation states no size,
+    their size is read from the header, so boxes outside the image can be found; without it
+    only the annotations are examined.
     """
     problems: list[Problem] = []
     if not records:  # an empty annotation file is a problem, never "none found"
@@ -93,12 +94,16 @@ def compute_stats(records: list[FaceRecord], check_images: bool = True) -> Datas
             if not rec.image_path.is_file():
                 problems.append(Problem("missing image", rec.name, str(rec.image_path)))
                 continue
-            if size is None:
-                try:
+            try:  # the file read whole but not decoded: empty, corrupt header, a JPEG cut short
+                check_encoded(rec.image_path.read_bytes(), rec.image_path)
+                if size is None:
                     size = image_size(rec.image_path)
-                except FacespotError as exc:
-                    problems.append(Problem("unreadable image", rec.name, str(exc)))
-                    continue
+            except OSError as exc:
+                problems.append(Problem("unreadable image", rec.name, f"{rec.image_path}: {exc.strerror or exc}"))
+                continue
+            except FacespotError as exc:
+                problems.append(Problem("unreadable image", rec.name, str(exc)))
+                continue
         if size is not None and len(rec):
             w, h = size
             t = OUTSIDE_TOLERANCE

@@ -114,6 +114,7 @@ class OnnxRuntimeBackend:
 
         so = session_options(threads)
         self.threads = so.intra_op_num_threads
+        self.source = source or "ONNX model"
         what = model_bytes_or_path if isinstance(model_bytes_or_path, bytes) else str(model_bytes_or_path)
         try:
             self.session = ort.InferenceSession(what, sess_options=so, providers=["CPUExecutionProvider"])
@@ -127,7 +128,18 @@ class OnnxRuntimeBackend:
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        try:
+            return self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            # ONNX Runtime refuses the input (a graph traced for another input size or model than
+            # its facespot metadata says) or fails inside: one line naming the file, not a traceback
+            detail = " ".join(str(exc).split())
+            raise FacespotError(
+                f"{self.source}: ONNX Runtime cannot run it on a {'x'.join(map(str, x.shape))} input ({detail}); "
+                "is it a `facespot export` of the model its metadata names?"
+            ) from None
 
 
 def export_to_bytes(model, metadata: dict[str, str] | None = None) -> bytes:

@@ -325,11 +325,15 @@ class Detector:
         """Normalised ``(B, 3, H, W)`` -> dense outputs; checks the anchor count."""
         out = self.backend.run(x)
         n_anchors = len(self.anchors(x.shape[2], x.shape[3]))
-        if out[1].shape[1] != n_anchors:
+        where = f"{self.source or self.model_name}: the network"
+        if len(out) >= 2 and out[1].ndim >= 2 and out[1].shape[1] != n_anchors:
             raise FacespotError(
-                f"{self.source or self.model_name}: the network gave {out[1].shape[1]} predictions for a "
+                f"{where} gave {out[1].shape[1]} predictions for a "
                 f"{x.shape[3]}x{x.shape[2]} input but the model defines {n_anchors} anchors (wrong file for this model?)"
             )
+        problem = _output_problem(out, x.shape[0], n_anchors, self.num_keypoints)
+        if problem:  # decoding these would fail deep inside, or silently find nothing
+            raise FacespotError(f"{where}'s outputs do not fit the {self.model_name!r} model: {problem} (wrong file for this model?)")
         return out
 
     def _normalize(self, canvases: list[np.ndarray]) -> np.ndarray:
@@ -432,6 +436,20 @@ class Detector:
         timing["network"] += net[0]
         timing["postprocess"] += time.perf_counter() - t - net[0]
         return [Face(tuple(float(v) for v in boxes[k]), float(scores[k])) for k in range(len(boxes))]
+
+
+def _output_problem(out: list[np.ndarray], batch: int, n_anchors: int, num_keypoints: int) -> str | None:
+    """What is wrong with a network's dense outputs for decoding, or None: box deltas
+    ``(B, N, 4)``, face logits ``(B, N)`` and, for keypoint models, points ``(B, N, K, 2)``."""
+    wanted = ["box deltas (B, N, 4)", "face logits (B, N)"] + (["keypoints (B, N, K, 2)"] if num_keypoints else [])
+    if len(out) < len(wanted):
+        return f"{len(out)} output(s), expected {len(wanted)}: {', '.join(wanted)}"
+    shapes = [tuple(np.shape(o)) for o in out[: len(wanted)]]
+    fits = [shapes[0] == (batch, n_anchors, 4), shapes[1] == (batch, n_anchors)]
+    if num_keypoints:
+        fits.append(shapes[2][:2] == (batch, n_anchors) and int(np.prod(shapes[2][2:])) == 2 * num_keypoints)
+    bad = [f"{w} is {s}" for w, s, ok in zip(wanted, shapes, fits) if not ok]
+    return f"{'; '.join(bad)} with B={batch}, N={n_anchors}, K={num_keypoints}" if bad else None
 
 
 def _tile_crop(view: View, width: int, height: int) -> tuple[int, int, int, int] | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from facespot import __version__
 from facespot.errors import FacespotError, OutputError
@@ -173,7 +173,7 @@ def _replace_locked(path: Path, old_fd: int, lines: list[bytes]) -> int:
     return fd
 
 
-def open_json_lines(path: str | Path, settings: dict[str, Any], resume: bool = False) -> tuple[TextIO, set[str]]:
+def open_json_lines(path: str | Path, settings: dict[str, Any], resume: bool = False) -> tuple[JsonLinesFile, set[str]]:
     """Open ``path`` for a run's JSON lines: locked for this run, ``settings`` recorded beside it.
 
     Without ``resume`` the file is emptied; with it, the earlier run's complete records are
@@ -181,6 +181,10 @@ def open_json_lines(path: str | Path, settings: dict[str, Any], resume: bool = F
     names returned: the run processes only the others and appends. Errors are one line.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: no truncating, locking or settings beside it
+        raise OutputError(
+            f"--json {path}: not a regular file (a device or a pipe); give a file, or '-' for standard output"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(path)
@@ -204,8 +208,56 @@ def open_json_lines(path: str | Path, settings: dict[str, Any], resume: bool = F
             os.ftruncate(fd, 0)
         record = {"facespot": __version__, "settings": settings}
         write_atomically(settings_path(path), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8"))
-        os.lseek(fd, 0, os.SEEK_END)
-        return os.fdopen(fd, "a", encoding="utf-8"), done
+        return JsonLinesFile(fd, path), done
     except BaseException:
         os.close(fd)
         raise
+
+
+class JsonLinesFile:
+    """The open ``--json`` file of a run: each :meth:`write` lands whole or not at all.
+
+    A text file object buffers, so a full disk (or a quota) would leave a cut-off last line and
+    surface as a raw ``OSError`` at the next flush or at close. Here every write is one
+    unbuffered ``os.write`` of whole lines; when it fails, the file is cut back to the lines
+    before it and the error is one line (:class:`OutputError`) that says they are kept."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd, self.path = fd, path
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def write(self, text: str) -> int:
+        data = memoryview(text.encode("utf-8"))
+        start = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except BaseException as exc:  # a full disk, or a stop between two parts of a long write
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError:
+                pass
+            if not isinstance(exc, OSError):
+                raise
+            raise OutputError(
+                f"--json {self.path}: cannot write ({exc.strerror or exc}); the lines written before are complete"
+            ) from None
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered: :meth:`write` went to the file."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def __enter__(self) -> "JsonLinesFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -351,6 +351,8 @@ def run_source(
                 result = handle(item, faces)
                 if out is not None and result is not None:
                     report.written.append(write_image(output_path(source, out, item), result))
+                if hasattr(handle, "commit"):  # detect's JSON line, after the image it describes
+                    handle.commit()
             complete = not source.ended_early
         finally:
             try:
@@ -393,6 +395,15 @@ class DetectOutputs:
         self.wider_written: set[str] = set()
         self.tracker = None  # the JSON lines of a video carry a track id per face (runtime.tracking)
         self.tracking: str | None = None
+        self.pending: str | None = None  # an image's JSON line, held until its --save image is written
+
+    def commit(self) -> None:
+        """Write the JSON line held back for an image whose annotated copy is now saved: the
+        line is what ``--resume`` counts as done, so it must come after the image."""
+        if self.pending is not None and self.json_file is not None:
+            self.json_file.write(self.pending)
+            self.json_file.flush()
+        self.pending = None
 
     def count(self, faces: list) -> int:
         return sum(f.score >= self.threshold for f in faces)
@@ -423,12 +434,14 @@ class DetectOutputs:
         if self.json_file is not None:
             h, w = frame.image.shape[:2]
             rec = {"source": frame.name, "width": w, "height": h, "faces": [f.to_dict() for f in shown]}
-            if self.source_kind in ("video", "camera") or frame.in_video:
+            video = self.source_kind in ("video", "camera") or frame.in_video
+            if video:
                 for face, track in zip(rec["faces"], self.tracks(frame, shown)):
                     face["track"] = track
                 rec = {"frame": frame.index, **rec}
-            self.json_file.write(json.dumps(rec) + "\n")
-            self.json_file.flush()
+            self.pending = json.dumps(rec) + "\n"
+            if video or not self.draw:  # no image of its own to save first: the line now
+                self.commit()
         if self.wider_out is not None and not frame.in_video:  # WIDER files are per image
             key = wider_key(frame)
             if key in self.wider_written:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from facespot.errors import FacespotError
+from facespot.files import write_atomically
 from facespot.images import IMAGE_EXTENSIONS
 from facespot.runtime.video_io import CONTAINERS, VideoWriter
 
@@ -42,12 +43,8 @@ def write_image(path: str | Path, image_rgb: np.ndarray) -> Path:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(img))
     if not ok:
         raise FacespotError(f"{path}: OpenCV cannot encode a {ext} image")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(buf.tobytes())
-    except OSError as exc:
-        raise FacespotError(f"{path}: cannot write ({exc.strerror})") from None
-    return path
+    # through a temporary file: a full disk or a stop mid-write leaves no half image under the name
+    return write_atomically(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()), suffix=ext)
 
 
 class VideoSink(VideoWriter):

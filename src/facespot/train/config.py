@@ -316,6 +316,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise FacespotError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except UnicodeDecodeError:  # an image or a binary file given by mistake
+        raise FacespotError(f"{path}: not a UTF-8 text file (a training recipe is YAML text)") from None
+    except OSError as exc:
+        raise FacespotError(f"{path}: cannot read the training recipe ({exc.strerror or exc})") from None
     data = data or {}
     if not isinstance(data, dict):
         raise FacespotError(f"{path}: a training recipe must be a YAML mapping")
