@@ -208,7 +208,9 @@ def test_blur_by_default_blurs_what_facespot_blur_blurs_in_a_photo(client, tmp_p
         at_given.append(sum(f.score >= low for f in faces))
         given = client.post(f"/v1/blur?threshold={low}", content=(PHOTOS / name).read_bytes())
         assert int(given.headers["x-faces"]) == at_given[-1]
-    assert counts == at_point == [1, 1, 1] and sum(at_given) > sum(at_point)
+    # recall first: the point covers boxes under 24 px from 0.1, so a portrait may get one tiny
+    # extra cover (the cameraman's and Grace Hopper's today), never patches all over it
+    assert counts == at_point and all(1 <= c <= 2 for c in counts) and sum(at_given) > sum(at_point)
 
 
 def test_page_is_self_contained(client):
