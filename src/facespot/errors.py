@@ -2,12 +2,17 @@
 
 The CLI catches :class:`FacespotError` and prints its message with a non-zero exit,
 so a bad file never surfaces as a bare traceback. Raise it with a message that names
-the file (and line, where there is one) and says what was expected.
+the file (and line, where there is one) and says what was expected. SIGTERM is turned into
+:class:`Terminated` here too (:func:`sigterm_as_interrupt`), for the CLI and the long runs alike.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 class FacespotError(Exception):
@@ -23,8 +28,40 @@ class OutputError(FacespotError, OSError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the run is so that every writer closes as on Ctrl-C (see
-    :func:`facespot.runtime.pipeline.sigterm_as_interrupt`). Defined here, torch- and
-    numpy-free, so the CLI can tell it from Ctrl-C (exit 143, not 130) without imports."""
+    :func:`sigterm_as_interrupt`). Defined here, torch- and numpy-free, so the CLI can tell it
+    from Ctrl-C (exit 143, not 130) without imports."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd) stop a run as Ctrl-C does.
+
+    Python's default SIGTERM action ends the process at once, skipping ``finally``: a video
+    being written then lacks its index (an MP4 without ``moov`` plays nowhere). Raising
+    :class:`Terminated` instead unwinds through the writers' ``finally`` blocks. A second
+    SIGTERM while they close is ignored. Only the main thread can own signal handlers; in
+    other threads (a server's workers) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum, frame) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # no signals here (embedded interpreters)
+        yield
+        return
+    try:
+        yield
+    finally:
+        fired = True  # closing the writers must not be interrupted again
+        signal.signal(signal.SIGTERM, previous)
 
 
 def located(path: str | Path, line: int | None, message: str) -> FacespotError:

@@ -65,7 +65,7 @@ def test_sigterm_during_video_save_leaves_a_playable_file(tmp_path):
 @pytest.mark.parametrize("stop, code, word", [("sigterm", 143, "terminated"), ("ctrl-c", 130, "interrupted")])
 def test_sigterm_and_ctrl_c_are_told_apart(monkeypatch, capsys, stop, code, word):
     import facespot.cli.detect as detect
-    from facespot.runtime.pipeline import Terminated
+    from facespot.errors import Terminated
 
     def stopped(args):
         raise Terminated() if stop == "sigterm" else KeyboardInterrupt()

@@ -11,13 +11,11 @@ import argparse
 import errno
 import os
 import select
-import signal
 import sys
-import threading
 from importlib import import_module
 
 from facespot import __version__
-from facespot.errors import FacespotError, Terminated
+from facespot.errors import FacespotError, Terminated, sigterm_as_interrupt
 
 # Command group modules under facespot.cli, in the order `facespot --help` lists them.
 _GROUPS = ("detect", "blur", "serve", "export", "data", "eval", "models", "train")
@@ -58,40 +56,12 @@ def _stdout_fails() -> bool:
         return True
 
 
-class _SigtermAsInterrupt:
-    """SIGTERM (``kill``, ``timeout``, ``docker stop``) ends every command as Ctrl-C does: it raises
-    :class:`Terminated` where the command is, so the ``finally`` blocks that remove temporary files
-    and close writers run (Python's default SIGTERM exits at once, leaving a half-written
-    ``.tmp`` beside an export). A second SIGTERM while they run is ignored. Commands with their own
-    handling (detect's writers, training's step boundary) install theirs inside and restore this."""
-
-    def __init__(self) -> None:
-        self.fired = False
-        self.previous = None
-
-    def _handler(self, signum, frame) -> None:
-        if not self.fired:
-            self.fired = True
-            raise Terminated()
-
-    def __enter__(self) -> "_SigtermAsInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self.previous = signal.signal(signal.SIGTERM, self._handler)
-            except (ValueError, OSError):  # no signals here (embedded interpreters)
-                self.previous = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.fired = True  # what is left to run must not be cut short
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with _SigtermAsInterrupt():
+    # SIGTERM (`kill`, `timeout`, `docker stop`) ends every command as Ctrl-C does, so the `finally`
+    # blocks that remove temporary files and close writers run (an export's `.tmp` used to stay)
+    with sigterm_as_interrupt():
         return _run(args)
 
 

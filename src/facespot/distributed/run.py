@@ -272,7 +272,8 @@ def _execute(settings: DetectionSettings, engine: EngineOptions, source, items, 
     from facespot.distributed.session import plan_pool, ray_session, require_ray
     from facespot.distributed.worker import DetectorSpec, Job, model_file
     from facespot.images import DEFAULT_MAX_PIXELS
-    from facespot.runtime.pipeline import BlurOutputs, sigterm_as_interrupt
+    from facespot.errors import sigterm_as_interrupt
+    from facespot.runtime.pipeline import BlurOutputs
 
     ray = require_ray()
     video = source.kind == "video"

@@ -9,16 +9,13 @@ run that stops early -- broken frame, Ctrl-C -- leaves valid files holding what 
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import Callable, TextIO
 
 import numpy as np
 
-from facespot.errors import FacespotError, Terminated
+from facespot.errors import FacespotError, sigterm_as_interrupt
 from facespot.files import Output, check_outputs
 from facespot.images import IMAGE_EXTENSIONS, is_image_file
 from facespot.runtime.progress import RunProgress
@@ -171,38 +168,6 @@ def wider_key(frame: Frame) -> str:
     path = frame.path if frame.path is not None else Path(frame.name)
     event = path.parent.name or "images"
     return f"{event}/{path.stem}"
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd) stop a run as Ctrl-C does.
-
-    Python's default SIGTERM action ends the process at once, skipping ``finally``: a video
-    being written then lacks its index (an MP4 without ``moov`` plays nowhere). Raising
-    :class:`Terminated` instead unwinds through the writers' ``finally`` blocks. A second
-    SIGTERM while they close is ignored. Only the main thread can own signal handlers; in
-    other threads (a server's workers) this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired = False
-
-    def handler(signum, frame) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
-            raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # no signals here (embedded interpreters)
-        yield
-        return
-    try:
-        yield
-    finally:
-        fired = True  # closing the writers must not be interrupted again
-        signal.signal(signal.SIGTERM, previous)
 
 
 def video_key(source: Source, frame: Frame) -> str | None:
