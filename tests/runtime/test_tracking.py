@@ -269,6 +269,28 @@ def test_blur_operating_point_comes_from_the_manifest_and_falls_back(tmp_path, m
     assert tracking.blur_settings("some/file.onnx")[1] == "fallback"
 
 
+def test_blur_margin_comes_with_the_operating_point(tmp_path, monkeypatch):
+    """The thresholds were measured with a margin: blur covers with that one unless given another;
+    a point without one, or none at all, covers with the documented 0.2."""
+    from facespot.errors import FacespotError
+    from facespot.runtime import tracking
+    from facespot.runtime.pipeline import blur_outputs
+
+    _package(tmp_path, monkeypatch, {"threshold": 0.22, "keep": 0.11, "margin": 0.1, "sha256": "a" * 64})
+    assert tracking.blur_margin("default") == 0.1 and tracking.blur_margin("default", 0.3) == 0.3
+    assert tracking.blur_margin("some/file.onnx") == 0.2
+    handle, note = blur_outputs("default", "gaussian")
+    assert handle.margin == 0.1 and "grown 0.1 per side" in note
+    assert blur_outputs("default", "gaussian", 0.0)[0].margin == 0.0
+    with pytest.raises(FacespotError, match="between 0 and 2"):
+        tracking.blur_margin("default", 2.5)
+    (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    _package(tmp_path / "b", monkeypatch, {"threshold": 0.22, "keep": 0.11, "sha256": "a" * 64})
+    assert tracking.blur_margin("default") == 0.2 and tracking.blur_settings("default")[1] == "measured"
+    _package(tmp_path / "c", monkeypatch, {"threshold": 0.22, "keep": 0.11, "margin": -1, "sha256": "a" * 64})
+    assert tracking.blur_settings("default")[1] == "fallback" and tracking.blur_margin("default") == 0.2  # a bad entry counts for nothing
+
+
 def test_a_stale_operating_point_is_not_used(tmp_path, monkeypatch):
     """Measured for other weights (the hash differs): the fallback, until measured again."""
     from facespot.runtime import tracking

@@ -146,7 +146,8 @@ def test_convert_and_blur_answer_in_a_format_the_browser_shows(client):
 
 
 def test_blur_returns_the_same_format_and_size_with_faces_hidden(client):
-    r = client.post("/v1/blur", files={"image": ("a.jpg", ASTRONAUT)})
+    # one threshold: the face alone (the measured operating point also covers a low-score 41-px box)
+    r = client.post("/v1/blur?threshold=0.5", files={"image": ("a.jpg", ASTRONAUT)})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.headers["x-faces"] == "1"
     out, src = decode(r.content).astype(int), cv2.imread(str(PHOTOS / "astronaut.jpg")).astype(int)
     assert out.shape == src.shape
@@ -179,11 +180,13 @@ def test_blur_by_default_blurs_what_facespot_blur_blurs_in_a_photo(client, tmp_p
     smaller faces, exactly as `facespot blur PHOTO` (the same pixels, the same count); a given
     threshold is one threshold for every face."""
     from facespot.cli import main
-    from facespot.runtime.tracking import blur_settings
+    from facespot.runtime.tracking import blur_margin, blur_settings
 
     point = blur_settings("default")[0]
     assert point.sizes  # measured, with per-size thresholds: the case where the two used to differ
-    thresholds = client.get("/healthz").json()["thresholds"]
+    health = client.get("/healthz").json()
+    thresholds = health["thresholds"]
+    assert health["blur_margin"] == blur_margin("default")  # the margin the thresholds were measured with
     assert thresholds["blur"] == point.threshold and thresholds["blur_sizes"] == [list(s) for s in point.sizes]
     counts = []
     for name in ("cameraman.jpg", "astronaut.jpg", "grace_hopper.jpg"):

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", help="image, folder, video file or camera index")
     p.add_argument("--out", required=True, metavar="OUT", help="output image file/folder, or video file/folder")
     p.add_argument("--method", choices=("gaussian", "pixelate"), default="gaussian", help="default: gaussian")
-    p.add_argument("--margin", type=float, default=0.2, help="grow each box by this fraction per side (default: 0.2)")
+    p.add_argument("--margin", type=float,
+                   help="grow each box by this fraction per side (default: the margin the model's blur operating point "
+                        "was measured with; 0.2 for a model without one)")  # fmt: skip
     p.add_argument("--shape", choices=("ellipse", "box"), default="ellipse",
                    help="cover the ellipse inside the grown box (as much of the face, less of what is around it) "
                         "or the whole box (default: ellipse)")  # fmt: skip

@@ -103,8 +103,9 @@ def packaged_entry(name: str = "default", package: str | None = None) -> tuple[s
 def blur_point(name: str = "default", package: str | None = None) -> dict[str, Any] | None:
     """The measured video-blur operating point of a packaged model, or None.
 
-    An entry may hold ``"blur": {"threshold", "sizes", "keep", "sha256", ...}`` (``sizes``:
-    ``[[height, threshold], ...]``, lower thresholds for smaller faces), written by
+    An entry may hold ``"blur": {"threshold", "sizes", "keep", "margin", "sha256", ...}``
+    (``sizes``: ``[[height, threshold], ...]``, lower thresholds for smaller faces; ``margin``:
+    the box growth per side the thresholds were measured with, optional), written by
     ``python benchmarks/anonymize_video.py --choose --write`` from videos made of WIDER
     *training* images. It counts only while ``sha256`` is the entry's weights hash: new weights
     under the same name (a retrained default) fall back to the documented defaults until
@@ -119,11 +120,14 @@ def blur_point(name: str = "default", package: str | None = None) -> dict[str, A
     try:
         threshold, keep = float(point["threshold"]), float(point.get("keep", point["threshold"]))
         sizes = [(float(h), float(t)) for h, t in point.get("sizes", [])]
+        margin = float(point["margin"]) if "margin" in point else None
     except (KeyError, TypeError, ValueError):
         return None
     if not 0.0 <= keep <= threshold <= 1.0 or any(not 0.0 <= t <= 1.0 for _, t in sizes):
         return None
-    return {**point, "threshold": threshold, "keep": keep, "sizes": sizes}
+    if margin is not None and not 0.0 <= margin <= 2.0:
+        return None
+    return {**point, "threshold": threshold, "keep": keep, "sizes": sizes, "margin": margin}
 
 
 def packaged_model_name(name: str = "default", package: str | None = None) -> str | None:

@@ -483,19 +483,18 @@ class BlurStream:
         return self._blur(self.planner.finish())
 
 
-def blur_outputs(model: str, method: str, margin: float, track: bool = True, threshold: float | None = None,
+def blur_outputs(model: str, method: str, margin: float | None = None, track: bool = True, threshold: float | None = None,
                  keep: float | None = None, shape: str = "ellipse", **tracking) -> tuple[BlurOutputs, str]:  # fmt: skip
     """``facespot blur``'s handle for a model: its measured operating point
-    (:func:`facespot.runtime.tracking.blur_settings`) with the user's overrides (``threshold``,
-    ``keep`` and the :class:`~.tracking.TrackSettings` fields in ``tracking``); returns the
-    handle and a note saying where the operating point came from. The detector must run at
-    ``handle.settings.low``."""
+    (:func:`facespot.runtime.tracking.blur_settings`, :func:`~.tracking.blur_margin` for a
+    ``margin`` of None) with the user's overrides (``threshold``, ``keep`` and the
+    :class:`~.tracking.TrackSettings` fields in ``tracking``); returns the handle and a note
+    saying where the operating point came from. The detector must run at ``handle.settings.low``."""
     from dataclasses import replace
 
-    from facespot.runtime.tracking import blur_settings
+    from facespot.runtime.tracking import blur_margin, blur_settings
 
-    if not 0.0 <= margin <= 2.0:
-        raise FacespotError(f"--margin must be between 0 and 2, got {margin}")
+    margin = blur_margin(model, margin)
     settings, origin = blur_settings(model)
     if threshold is not None:  # one threshold for every face size; the measured keep ratio with it
         ratio = 1.0 if settings.keep is None or settings.threshold <= 0 else settings.keep / settings.threshold
@@ -505,7 +504,8 @@ def blur_outputs(model: str, method: str, margin: float, track: bool = True, thr
         if settings.every > 1:
             raise FacespotError("--detect-every needs tracking (it carries the frames between detections); drop --no-track")
         settings = settings.with_(keep=settings.threshold)
-    note = f"threshold {settings.describe()}" + (f", tracks kept down to {settings.low:g}" if track else ", no tracking")
+    note = f"threshold {settings.describe()}, boxes grown {margin:g} per side" + (
+        f", tracks kept down to {settings.low:g}" if track else ", no tracking")
     note += " (measured for this model)" if origin == "measured" and threshold is None else (
         " (given)" if threshold is not None else " (fallback: no measured operating point for this model)")
     return BlurOutputs(method, margin, settings, track, shape), note

@@ -28,7 +28,7 @@ class BlurSettings:
     (:func:`facespot.runtime.pipeline.blur_outputs`)."""
 
     method: str = "gaussian"
-    margin: float = 0.2
+    margin: float | None = None
     shape: str = "ellipse"
     track: bool = True
     keep: float | None = None

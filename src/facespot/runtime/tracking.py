@@ -19,8 +19,8 @@ blurrier) are covered too, and a gap between two detections of one track is cove
 interpolated boxes as well as the predicted ones.
 
 The same tracker gives ``facespot detect VIDEO --json`` a stable ``track`` id per face.
-Model-dependent settings (score thresholds) come from the packaged model's measured blur
-operating point (:func:`facespot.runtime.packaged.blur_point`); the rest are defaults here,
+Model-dependent settings (score thresholds, and the cover's margin) come from the packaged
+model's measured blur operating point (:func:`facespot.runtime.packaged.blur_point`); the rest are defaults here,
 chosen with ``benchmarks/anonymize_video.py``.
 """
 
@@ -380,3 +380,19 @@ def blur_settings(model: str = "default") -> tuple[TrackSettings, str]:
         return replace(FALLBACK), "fallback"
     sizes = tuple((float(h), float(t)) for h, t in point.get("sizes", ()))
     return TrackSettings(threshold=point["threshold"], sizes=sizes, keep=point["keep"]).check(), "measured"
+
+
+def blur_margin(model: str = "default", margin: float | None = None) -> float:
+    """The box growth per side ``facespot blur`` covers: ``margin`` when given, else the one the
+    model's operating point was measured with (its thresholds hold for that margin: a smaller
+    one blurs less wall around each false face, so they can go lower), else
+    :data:`facespot.runtime.anonymize.MARGIN`."""
+    from facespot.runtime.anonymize import MARGIN
+    from facespot.runtime.packaged import blur_point
+
+    if margin is not None:
+        if not 0.0 <= margin <= 2.0:
+            raise FacespotError(f"--margin must be between 0 and 2 (a fraction of the box size), got {margin}")
+        return float(margin)
+    point = blur_point(str(model))
+    return MARGIN if point is None or point.get("margin") is None else float(point["margin"])

@@ -185,7 +185,7 @@ class ServeApp:
     jobs run in the pool with its errors turned into HTTP answers."""
 
     def __init__(self, pool: DetectorPool, config: ServeConfig) -> None:
-        from facespot.runtime.tracking import blur_settings
+        from facespot.runtime.tracking import blur_margin, blur_settings
 
         self.pool, self.config = pool, config
         first = pool.detectors[0]
@@ -195,6 +195,7 @@ class ServeApp:
         self.blur_point = blur_settings(config.model)[0] if config.blur_threshold is None else None
         blur = config.blur_threshold if self.blur_point is None else self.blur_point.threshold
         sizes = [] if self.blur_point is None else [list(size) for size in self.blur_point.sizes]
+        self.blur_margin = blur_margin(config.model)  # what the operating point was measured with
         self.page = resources.files("facespot.serve").joinpath("static/index.html").read_bytes()
         self.health = {
             "status": "ok",
@@ -207,6 +208,7 @@ class ServeApp:
             "max_upload_mb": config.max_upload_mb,
             "max_pixels": config.max_pixels,
             "thresholds": {"detect": config.detect_threshold, "blur": blur, "blur_sizes": sizes},
+            "blur_margin": self.blur_margin,
         }
         self.expected = config.token.encode() if config.token else None
         self.in_progress = 0
@@ -302,7 +304,7 @@ class ServeApp:
         method = params.get("method") or "gaussian"
         if method not in METHODS:
             raise ApiError(400, f"query parameter 'method' must be one of {', '.join(METHODS)}, got {method!r}")
-        margin = _number(params, "margin", 0.2, 0.0, 2.0)
+        margin = _number(params, "margin", self.blur_margin, 0.0, 2.0)
         shape = params.get("shape") or "ellipse"
         if shape not in SHAPES:
             raise ApiError(400, f"query parameter 'shape' must be one of {', '.join(SHAPES)}, got {shape!r}")
