@@ -20,8 +20,8 @@ interpolated boxes as well as the predicted ones.
 
 The same tracker gives ``facespot detect VIDEO --json`` a stable ``track`` id per face.
 Model-dependent settings (score thresholds, and the cover's margin) come from the packaged
-model's measured blur operating point (:func:`facespot.runtime.packaged.blur_point`); the rest are defaults here,
-chosen with ``benchmarks/anonymize_video.py``.
+model's measured blur operating point (:func:`facespot.runtime.packaged.blur_point`); the rest
+are defaults here, chosen with ``benchmarks/anonymize_video.py``.
 """
 
 from __future__ import annotations
