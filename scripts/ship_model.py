@@ -196,4 +196,11 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from facespot.errors import Terminated, sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():  # a kill unwinds as Ctrl-C does: the staging folder in weights/ is removed
+            sys.exit(main())
+    except KeyboardInterrupt as stop:
+        print("ship_model: stopped", file=sys.stderr)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)

@@ -62,3 +62,29 @@ def test_calibration_images_that_are_training_or_evaluation_images_are_refused(t
     (tmp_path / "weights").rmdir()
     done = _ship(tmp_path, _recipe(tmp_path, src, train_exclude=f", exclude: {tmp_path / 'cal.txt'}"), tmp_path / "eval")
     assert done.returncode == 2 and "evaluation split" in done.stderr, done.stderr
+
+
+def test_a_killed_ship_leaves_the_weights_folder_as_it_was(tmp_path):
+    """SIGTERM while the exported file is measured (its staging folder inside the weights folder):
+    the run stops as on Ctrl-C, says so, and removes the staging folder; nothing is registered."""
+    import signal
+    import time
+
+    (tmp_path / "cal.txt").write_text("0--Synth/synth_0\n")
+    src = f"{{format: wider, path: {FIX}, options: {{split: train}}, include: {tmp_path / 'cal.txt'}}}"
+    recipe = _recipe(tmp_path, src, train_exclude=f", exclude: {tmp_path / 'cal.txt'}")
+    torch.manual_seed(0)
+    weights = save_weights(build("spotnet_n"), tmp_path / "w.safetensors")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    cmd = [sys.executable, str(ROOT / "scripts" / "ship_model.py"), str(weights), "test-model", "--recipe", str(recipe),
+           "--folder", str(folder), "--no-group-offsets", "--eval-split", str(tmp_path / "none"), "--blanks", "400"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(folder.glob(".ship-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list(folder.glob(".ship-*")), f"no staging folder appeared (rc {proc.poll()})"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "ship_model: stopped" in err and "Traceback" not in err, err
+    assert not list(folder.iterdir())  # no staging folder, no files, no manifest
