@@ -12,7 +12,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 
 class FacespotError(Exception):
@@ -33,6 +33,31 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
+def signal_handlers(signals: tuple[int, ...], handler: Callable[[int, Any], None]) -> Iterator[dict | None]:
+    """``handler`` for ``signals`` while the block runs, the handlers before restored after it.
+    Yields those (signal -> previous handler), or None where handlers cannot be set -- a thread
+    other than the main one (a server's workers), an embedded interpreter -- and the block runs
+    with the handlers as they are. The one place facespot installs signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    previous: dict = {}
+    try:
+        for s in signals:
+            previous[s] = signal.signal(s, handler)
+    except (ValueError, OSError):  # no signals here (embedded interpreters)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        yield None
+        return
+    try:
+        yield previous
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Make SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd) stop a run as Ctrl-C does.
 
@@ -41,9 +66,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
     :class:`Terminated` instead unwinds through the writers' ``finally`` blocks. A second
     SIGTERM while they close is ignored. Only the main thread can own signal handlers; in
     other threads (a server's workers) this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     fired = False
 
     def handler(signum, frame) -> None:
@@ -52,16 +74,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
             fired = True
             raise Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # no signals here (embedded interpreters)
-        yield
-        return
-    try:
-        yield
-    finally:
-        fired = True  # closing the writers must not be interrupted again
-        signal.signal(signal.SIGTERM, previous)
+    with signal_handlers((signal.SIGTERM,), handler):
+        try:
+            yield
+        finally:
+            fired = True  # closing the writers must not be interrupted again
 
 
 def located(path: str | Path, line: int | None, message: str) -> FacespotError:

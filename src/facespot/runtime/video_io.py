@@ -20,7 +20,6 @@ Ctrl-C or SIGTERM leaves a playable file; audio then stops where the video stops
 from __future__ import annotations
 
 import signal
-import threading
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from facespot.errors import FacespotError
+from facespot.errors import FacespotError, signal_handlers
 
 # output extension -> FFmpeg muxer; each holds H.264
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
@@ -48,22 +47,12 @@ def _uninterrupted() -> Iterator[None]:
     """Ctrl-C / SIGTERM wait until a frame is fully encoded and muxed: a KeyboardInterrupt
     raised between the encoder and the muxer lost packets mid-stream and left the file's index
     unwritable (seen in tests). The signal is handled as usual right after the block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
-    stops = (signal.SIGINT, signal.SIGTERM)
     try:
-        previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in stops}
-    except (ValueError, OSError):  # no signals here (embedded interpreters)
-        yield
-        return
-    try:
-        yield
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), lambda signum, frame: caught.append(signum)) as previous:
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
+        if caught:  # only the handlers installed append, so `previous` is set
             handler = previous[caught[0]]
             if callable(handler):
                 handler(caught[0], None)  # KeyboardInterrupt, or facespot's Terminated

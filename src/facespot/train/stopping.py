@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from facespot.errors import Terminated
+from facespot.errors import Terminated, signal_handlers
 
 _NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 
@@ -50,17 +49,5 @@ class StopRequest:
     def installed(self) -> Iterator["StopRequest"]:
         """Handle SIGINT and SIGTERM while the block runs (main thread only: signal handlers
         cannot be set elsewhere, and a run in another thread keeps the defaults)."""
-        if threading.current_thread() is not threading.main_thread():
+        with signal_handlers((signal.SIGINT, signal.SIGTERM), self._handler):
             yield self
-            return
-        previous = {}
-        try:
-            for s in (signal.SIGINT, signal.SIGTERM):
-                previous[s] = signal.signal(s, self._handler)
-        except (ValueError, OSError):  # no signals here (embedded interpreters)
-            pass
-        try:
-            yield self
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
