@@ -1,0 +1,53 @@
+"""The campaign's shell scripts (campaign/, scripts/): they parse, and the validation script
+refuses bad input with a message and exit 2 instead of a shell error half-way (a number written
+into validation.jsonl must come from a whole run)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted([*ROOT.glob("campaign/*.sh"), *ROOT.glob("scripts/*.sh")])
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_script_parses(script):
+    proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def validate(*args, env=None):
+    import os
+
+    return subprocess.run(["bash", str(ROOT / "campaign" / "validate.sh"), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)  # fmt: skip
+
+
+def test_validate_without_arguments_prints_its_usage():
+    proc = validate()
+    assert proc.returncode == 2 and "bash campaign/validate.sh 47" in proc.stderr
+
+
+def test_validate_refuses_an_unknown_split():
+    proc = validate("47", env={"SPLIT": "evaluation"})
+    assert proc.returncode == 2 and "SPLIT is validation or calibration" in proc.stderr
+
+
+def test_validate_names_a_missing_snapshot_or_weights_file(tmp_path):
+    if not (ROOT.parent / "data" / "wider-train" / "WIDER_val" / "images").is_dir():
+        proc = validate("999")
+        assert proc.returncode == 2 and "lay the data out first" in proc.stderr
+        return
+    if not (ROOT.parent / "shared" / "data" / "widerface" / "eval_tools").is_dir():
+        proc = validate("999")
+        assert proc.returncode == 2 and "the WIDER ground truth" in proc.stderr
+        return
+    proc = validate("999")
+    assert proc.returncode == 2 and "no ../snapshots/spotnet_s2/epoch_999.pt" in proc.stderr
+    proc = validate(str(tmp_path / "missing.safetensors"))
+    assert proc.returncode == 2 and "missing.safetensors" in proc.stderr
