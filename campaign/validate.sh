@@ -3,7 +3,7 @@
 # training images: official protocol, each image at its native size, raw scores (the EMA weights
 # as checkpoint_weights.py writes them, no calibration). The result is appended to
 # campaign/spotnet_s2/validation.jsonl, committed with the campaign, so a number in MODELS.md's
-# table is never lost with a machine (it was, twice, only in a terminal).
+# table is never lost with a machine (they lived in a terminal and a helper, and were lost with one).
 #
 #   bash campaign/validate.sh 47                  # ../snapshots/spotnet_s2/epoch_047.pt (snapshots.sh)
 #   bash campaign/validate.sh W.safetensors NAME  # any weights, logged as NAME

@@ -4,6 +4,7 @@ into validation.jsonl must come from a whole run)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,8 +23,6 @@ def test_the_script_parses(script):
 
 
 def validate(*args, env=None):
-    import os
-
     return subprocess.run(["bash", str(ROOT / "campaign" / "validate.sh"), *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=ROOT)  # fmt: skip
 
