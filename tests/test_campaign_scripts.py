@@ -1,6 +1,6 @@
 """The campaign's shell scripts (campaign/, scripts/): they parse, and the validation script
 refuses bad input with a message and exit 2 instead of a shell error half-way (a number written
-into validation.jsonl must come from a whole run)."""
+into validation.jsonl must come from a whole run); MODELS.md's validation table agrees with that log."""
 
 from __future__ import annotations
 
@@ -50,3 +50,24 @@ def test_validate_names_a_missing_snapshot_or_weights_file(tmp_path):
     assert proc.returncode == 2 and "no ../snapshots/spotnet_s2/epoch_999.pt" in proc.stderr
     proc = validate(str(tmp_path / "missing.safetensors"))
     assert proc.returncode == 2 and "missing.safetensors" in proc.stderr
+
+
+def test_the_validation_table_in_models_md_matches_the_committed_validation_log():
+    """Every epoch of campaign/spotnet_s2/validation.jsonl appears in MODELS.md's validation table
+    with the same easy / medium / hard (3 decimals): the table is not retyped from memory."""
+    import json
+    import re
+
+    log = ROOT / "campaign" / "spotnet_s2" / "validation.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    logged = {int(r["name"][6:]): r for r in rows if r["split"] == "validation" and re.fullmatch(r"epoch_\d{3}", r["name"])}
+    assert logged, "no epoch validated in the log"
+    table = {}
+    for line in (ROOT / "MODELS.md").read_text().splitlines():
+        m = re.match(r"\| \**epoch (\d+)\**(?: \([^|]*\))? \| \**([\d.]+)\** \| \**([\d.]+)\** \| \**([\d.]+)\** \|$", line)
+        if m:
+            table[int(m.group(1))] = tuple(float(v) for v in m.groups()[1:])
+    for epoch, r in logged.items():
+        assert epoch in table, f"epoch {epoch} is validated in {log.name} but not in MODELS.md's table"
+        want = tuple(round(r[k] + 1e-9, 3) for k in ("easy", "medium", "hard"))
+        assert table[epoch] == want, f"epoch {epoch}: MODELS.md says {table[epoch]}, {log.name} {want}"
