@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 RUN=${1:-campaign/spotnet_s2}
 OUT=${2:-../snapshots/$(basename "$RUN")}
 mkdir -p "$OUT"
-PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}  # one with torch
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}  # one with facespot installed
 while true; do
     n=$(grep -c '"epoch/loss"' "$RUN/metrics.jsonl" 2>/dev/null || echo 0)  # one line per finished epoch
     f=$OUT/epoch_$(printf %03d "$n").pt
@@ -20,9 +20,10 @@ while true; do
         # only a last.pt saved at that epoch's end (a watcher started mid-epoch finds one saved
         # inside the next epoch: that is not epoch n's state, and is marked missed, not kept)
         if cp "$RUN/last.pt" "$f.tmp" && "$PYTHON" - "$f.tmp" "$n" <<'PY'
-import sys, torch
-c = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-sys.exit(0 if c["epoch"] == int(sys.argv[2]) and not c.get("batches_done") else 1)
+import sys
+from facespot.train.checkpoint import load_checkpoint
+c = load_checkpoint(sys.argv[1])
+sys.exit(0 if c.epoch == int(sys.argv[2]) and not c.batches_done else 1)
 PY
         then
             mv "$f.tmp" "$f"
