@@ -4,7 +4,9 @@ into validation.jsonl must come from a whole run); MODELS.md's validation table 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,9 +57,6 @@ def test_validate_names_a_missing_snapshot_or_weights_file(tmp_path):
 def test_the_validation_table_in_models_md_matches_the_committed_validation_log():
     """Every epoch of campaign/spotnet_s2/validation.jsonl appears in MODELS.md's validation table
     with the same easy / medium / hard (3 decimals): the table is not retyped from memory."""
-    import json
-    import re
-
     log = ROOT / "campaign" / "spotnet_s2" / "validation.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     logged = {int(r["name"][6:]): r for r in rows if r["split"] == "validation" and re.fullmatch(r"epoch_\d{3}", r["name"])}
