@@ -27,7 +27,6 @@ Run it on a quiet machine; compare numbers from one run only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import sys
 import tempfile
@@ -69,7 +68,7 @@ def synthetic(args) -> float:
 
     from facespot.models import build
     from facespot.train.loader import Batch
-    from facespot.train.loop import resolve_input_size
+    from facespot.train.loop import autocast_for, resolve_input_size
     from facespot.train.objective import compute_targets, loss_from_targets, loss_kind
     from facespot.train.optim import make_optimizer
 
@@ -90,7 +89,7 @@ def synthetic(args) -> float:
         boxes.append(torch.tensor(np.concatenate([c - s / 2, c + s / 2], 1).clip(0, 1), dtype=torch.float32))
     batch = Batch(torch.randint(0, 255, (cfg.batch_size, size[0], size[1], 3), dtype=torch.uint8), boxes,
                   [None] * cfg.batch_size, ["x"] * cfg.batch_size)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda" else None
+    amp_ctx = autocast_for(cfg, device)  # as the loop: CUDA, or a CPU with native bf16 and amp_cpu
     n = 0
     t = 0.0
     for i in range(args.synthetic_steps + 2):
@@ -101,7 +100,7 @@ def synthetic(args) -> float:
         x = model.preprocess(batch.images.to(device))  # NHWC in memory, as in the loop
         if cfg.channels_last:
             x = x.contiguous(memory_format=fmt)
-        with amp if amp is not None else contextlib.nullcontext():
+        with amp_ctx():
             outs = [o.float() for o in model(x)]
         targets = compute_targets(cfg, model, batch, anchors, size, outs[0])
         parts = loss_from_targets(kind, cfg, model, outs, targets, anchors)

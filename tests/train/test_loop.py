@@ -390,3 +390,33 @@ def test_a_run_logging_to_a_file_shows_plain_progress_lines(tmp_path, capsys, mo
           model=TinyNet(), train_records=records, val_records=[], progress=False)  # fmt: skip
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("facespot train: epoch 1/1, step")]
     assert len(lines) == 2 and "img/s" in lines[0] and "epoch done in" in lines[0]
+
+
+def _conv_dtype_under(ctx_factory) -> torch.dtype:
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with ctx_factory():
+        return conv(torch.zeros(1, 3, 8, 8)).dtype
+
+
+def test_amp_cpu_autocasts_only_where_asked_and_native(monkeypatch):
+    from facespot.train import loop
+
+    cpu = torch.device("cpu")
+    assert _conv_dtype_under(loop.autocast_for(recipe(Path("/tmp")), cpu)) == torch.float32  # off by default
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert _conv_dtype_under(loop.autocast_for(recipe(Path("/tmp"), amp_cpu=True), cpu)) == torch.bfloat16
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower: float32, said so
+    with pytest.warns(UserWarning, match="no native bf16"):
+        ctx = loop.autocast_for(recipe(Path("/tmp"), amp_cpu=True), cpu)
+    assert _conv_dtype_under(ctx) == torch.float32
+
+
+def test_faceboxes_learns_under_cpu_bf16_autocast(tmp_path):
+    """bf16 forward passes (float32 weights, loss and optimiser) train as float32 does on the fixture."""
+    from facespot.train.loop import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    res = train(recipe(tmp_path, epochs=30, amp_cpu=True), train_records=fixture_records(), val_records=[], progress=False)
+    first, last = np.mean(res.step_losses[:3]), np.mean(res.step_losses[-5:])
+    assert np.isfinite(res.step_losses).all() and last < first / 5, (first, last)

@@ -7,8 +7,8 @@ One loop serves all families because every model keeps the same contract
 
 Speed: loader workers live for the whole run (the sampler hands each item its epoch, so
 no worker restarts between epochs); targets for the whole batch are built in one
-vectorised call on the training device; optional ``channels_last``, bf16 autocast on CUDA
-and ``torch.compile``; an EMA of the weights is what validation scores and what is saved.
+vectorised call on the training device; optional ``channels_last``, bf16 autocast (CUDA; CPUs
+with native bf16 on request) and ``torch.compile``; an EMA of the weights is what validation scores and what is saved.
 
 Outputs in ``out_dir``: ``config.yaml`` (the effective recipe), ``metrics.jsonl`` (and
 TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
@@ -102,6 +102,26 @@ def start_from_weights(model: Any, path: str | Path, new_ok: list[str] | tuple[s
         model.shift_face_logit(float(np.log(p / (1 - p))))  # 0.5 was moved to p: move it back
     if hasattr(model, "reset_score_offsets"):
         model.reset_score_offsets()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere it emulates, slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device):
+    """The context a training step's forward pass runs in: bf16 autocast where asked for and fast, else none."""
+    if device.type == "cuda" and cfg.amp:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cfg.amp_cpu:
+        if cpu_has_native_bf16():
+            return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+        warnings.warn("amp_cpu: this CPU has no native bf16 (AVX512-BF16 or AMX), so training stays in float32",
+                      stacklevel=2)
+    return contextlib.nullcontext
 
 
 def _weights_path_note(path: Path | None) -> str:
@@ -261,8 +281,7 @@ class _Run:
                 find_unused_parameters=False,
             )
         self.net = torch.compile(net) if cfg.compile else net
-        use_amp = bool(cfg.amp) and self.device.type == "cuda"
-        self.amp_ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+        self.amp_ctx = autocast_for(cfg, self.device)
 
     # ------------------------------------------------------------------ resume, outputs
 
