@@ -41,3 +41,18 @@ def test_nothing_detected_is_nan_precision_and_zero_recall():
     op = operating_point([_rec("a", [[0, 0, 40, 40]])], {}, 0.5)
     assert math.isnan(op.precision) and op.recall[24] == 0.0 and op.detections == 0
     assert "recall of faces" in op.summary()
+
+
+def test_precision_interval_is_wilsons():
+    from facespot.eval.operating_point import OperatingPoint, wilson_interval
+
+    # 50 of 100 at 95% (z 1.96): the textbook 0.4038-0.5962
+    lo, hi = wilson_interval(50, 100, 1.96)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    # epoch 60's calibration, 708 true of 744 detections, 90%: 0.937-0.963 by hand
+    op = OperatingPoint(0.5, 708 / 744, 744, 708, {24: 0.8}, {24: 100})
+    lo, hi = op.precision_interval()
+    assert lo == pytest.approx(0.9370, abs=2e-4) and hi == pytest.approx(0.9630, abs=2e-4)
+    assert "90% interval 0.937-0.963; 744 detections" in op.summary()
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))

@@ -43,9 +43,27 @@ class OperatingPoint:
         d["faces"] = {str(k): v for k, v in self.faces.items()}
         return d
 
+    def precision_interval(self, z: float = 1.645) -> tuple[float, float]:
+        """Wilson score interval of the precision (90% for the default ``z``): how far another set of
+        photos like these may put it. ~750 detections at 0.95 give +-0.013, so a threshold calibrated
+        to exactly 0.95 on one hold-out lands under 0.95 on another about half the time."""
+        return wilson_interval(self.true_detections, self.detections, z)
+
     def summary(self) -> str:
         rec = ", ".join(f">= {h} px {self.recall[h]:.3f}" for h in self.recall)
-        return f"at {self.threshold:g}: recall of faces {rec}; precision {self.precision:.3f} ({self.detections} detections)"
+        lo, hi = self.precision_interval()
+        return (f"at {self.threshold:g}: recall of faces {rec}; precision {self.precision:.3f} "
+                f"(90% interval {lo:.3f}-{hi:.3f}; {self.detections} detections)")
+
+
+def wilson_interval(k: int, n: int, z: float = 1.645) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` at ``z`` standard deviations (NaN, NaN when n = 0)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * float(np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def operating_point(
