@@ -38,9 +38,11 @@ if ! nice -n "${NICE:-5}" "$PYTHON" -m pytest -p no:cacheprovider tests/runtime/
 fi
 cat <<EOF
 released into $FOLDER (not committed). Still to do, with the campaign paused for the timings:
+  python benchmarks/model_report.py --model default --model spotnet-s --peers DIR --no-latency
+    first: at 0.5 on wider-val-eval precision >= 0.95 and recall of faces >= 24 px >= 0.75 (MODELS.md,
+    "Epoch 60, tried and not released"), else git checkout/clean $FOLDER: nothing released
   python benchmarks/anonymize_video.py --choose --choose-data wider-val-holdout --model default --write
   python -m pytest
-  python benchmarks/model_report.py --model default --model spotnet-s --peers DIR
   python benchmarks/anonymize_video.py
   python benchmarks/latency.py --models default src/facespot/weights/spotnet_s.safetensors --backends onnxruntime --threads 1 2 --peers DIR --runs 30
   README.md, MODELS.md, src/facespot/weights/README.md (tests/runtime/test_weights_docs.py checks the file names)

@@ -8,7 +8,8 @@ One loop serves all families because every model keeps the same contract
 Speed: loader workers live for the whole run (the sampler hands each item its epoch, so
 no worker restarts between epochs); targets for the whole batch are built in one
 vectorised call on the training device; optional ``channels_last``, bf16 autocast (CUDA; CPUs
-with native bf16 on request) and ``torch.compile``; an EMA of the weights is what validation scores and what is saved.
+with native bf16 on request) and ``torch.compile``; an EMA of the weights is what validation
+scores and what is saved.
 
 Outputs in ``out_dir``: ``config.yaml`` (the effective recipe), ``metrics.jsonl`` (and
 TensorBoard scalars if installed), ``last.pt`` (resumable checkpoint, every
