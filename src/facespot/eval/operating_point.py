@@ -49,11 +49,15 @@ class OperatingPoint:
         to exactly 0.95 on one hold-out lands under 0.95 on another about half the time."""
         return wilson_interval(self.true_detections, self.detections, z)
 
-    def summary(self) -> str:
-        rec = ", ".join(f">= {h} px {self.recall[h]:.3f}" for h in self.recall)
+    def recall_text(self) -> str:
+        return ", ".join(f">= {h} px {self.recall[h]:.3f}" for h in self.recall)
+
+    def precision_text(self) -> str:
         lo, hi = self.precision_interval()
-        return (f"at {self.threshold:g}: recall of faces {rec}; precision {self.precision:.3f} "
-                f"(90% interval {lo:.3f}-{hi:.3f}; {self.detections} detections)")
+        return f"precision {self.precision:.3f} (90% interval {lo:.3f}-{hi:.3f}; {self.detections} detections)"
+
+    def summary(self) -> str:
+        return f"at {self.threshold:g}: recall of faces {self.recall_text()}; {self.precision_text()}"
 
 
 def wilson_interval(k: int, n: int, z: float = 1.645) -> tuple[float, float]:

@@ -77,14 +77,11 @@ class Calibration:
 
     def summary(self) -> str:
         op = self.at_threshold
-        rec = ", ".join(f">= {h} px {v:.3f}" for h, v in op.recall.items())
-        lo, hi = op.precision_interval()
         return (
             f"threshold {self.threshold:.4f} (precision >= {self.precision:.2f} from {self.precision_threshold:.4f}, "
             f"<= {self.max_fp_per_image:g} false faces per face-free photo from {self.negatives_threshold:.4f}, "
-            f"no face on blank frames from {self.blank_threshold:.4f}); at it: precision {op.precision:.3f} "
-            f"(90% interval {lo:.3f}-{hi:.3f} over {op.detections} detections), "
-            f"recall of faces {rec}; {self.fp_per_image_at_threshold:.4f} false faces per face-free photo, "
+            f"no face on blank frames from {self.blank_threshold:.4f}); at it: {op.precision_text()}, "
+            f"recall of faces {op.recall_text()}; {self.fp_per_image_at_threshold:.4f} false faces per face-free photo, "
             f"{self.blank_faces_at_threshold} on blank frames"
         )
 
