@@ -14,6 +14,15 @@ the same run when their venvs exist (``bash benchmarks/peers/install.sh``; see
     python benchmarks/latency.py                       # all models, both backends, 1 and 2 threads
     python benchmarks/latency.py --models faceboxes --threads 1 --runs 50
     python benchmarks/latency.py --models default runs/x/best.safetensors   # trained models
+    python benchmarks/latency.py --models default --backends onnxruntime --threads 1 --rounds 3 \
+        --no-split --json latency.json     # a release's numbers: the median of 3 rounds, kept in a file
+
+With ``--rounds N`` every configuration (ours and the peers) is timed N times, the rounds one
+after the other, and a last table gives each one's median over the rounds and its time as a
+ratio of RetinaFace's at the same thread count, the median of the rounds' ratios: ratios
+measured side by side move less than times on a shared machine. ``--json`` keeps every round's
+rows, the summary, the load average before and after, and the command, so no number lives only
+in a terminal.
 """
 
 from __future__ import annotations
@@ -187,6 +196,34 @@ def bench_peers(pythons: dict[str, Path], frames: np.ndarray, threads_list, runs
     return rows
 
 
+REFERENCE = "retinaface"  # the peer venv whose times the summary's ratios divide by
+
+
+def summarize_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per (model, backend, threads) over the rounds: the median of the rounds' medians,
+    their range, and the median of the rounds' ratios to the reference peer (RetinaFace
+    MobileNet-0.25, the venv ``retinaface``) at the same thread count, when it was timed."""
+    keys: list[tuple] = []
+    times: dict[tuple, list[float]] = {}
+    ratios: dict[tuple, list[float]] = {}
+    for rows in rounds:
+        ref = {r["threads"]: r["median_ms"] for r in rows if r.get("venv") == REFERENCE}
+        for r in rows:
+            key = (r["model"], r["backend"], r["threads"])
+            if key not in times:
+                keys.append(key)
+                times[key], ratios[key] = [], []
+            times[key].append(r["median_ms"])
+            if r["threads"] in ref:
+                ratios[key].append(r["median_ms"] / ref[r["threads"]])
+    return [
+        {"model": m, "backend": b, "threads": t, "rounds": len(times[(m, b, t)]),
+         "median_ms": statistics.median(times[(m, b, t)]), "min_ms": min(times[(m, b, t)]), "max_ms": max(times[(m, b, t)]),
+         "x_retinaface": statistics.median(ratios[(m, b, t)]) if ratios[(m, b, t)] else None}
+        for m, b, t in keys
+    ]  # fmt: skip
+
+
 HEADER = f"{'model':32s} {'backend':42s} {'thr':>3s} {'median ms':>9s} {'p90 ms':>9s} {'FPS':>7s} {'net ms':>8s} {'post ms':>8s} {'cand':>6s}"
 
 
@@ -217,8 +254,14 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--peers", default=PEERS_DIR, metavar="DIR",
                     help=f"peer venvs made by benchmarks/peers/install.sh (default {PEERS_DIR}; '' to skip)")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=1, help="time everything this many times; summary: medians over the rounds")
+    ap.add_argument("--no-split", action="store_true", help="skip FaceBoxes' network vs decode+NMS table")
+    ap.add_argument("--json", metavar="FILE", help="also write every round's rows and the summary here")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
+    load_before = os.getloadavg()
     frames, what = load_frames(args.frames)
     import onnxruntime
     import torch
@@ -227,19 +270,40 @@ def main() -> None:
           f"{os.cpu_count()} logical CPUs, {physical_cores()} physical cores usable; score threshold {args.threshold}")  # fmt: skip
     print("whole detector(frame) call; net/post = median network and decode+NMS time inside it; "
           "cand = anchors above threshold entering NMS (many with untrained weights)\n")  # fmt: skip
-    print(HEADER)
-    rows = bench_ours(args.models or available(), args.backends, args.threads, frames, args.runs, args.budget, args.threshold)
     pythons = peer_pythons(args.peers) if args.peers else {}
-    if pythons:
-        rows += bench_peers(pythons, frames, args.threads, args.runs, args.budget)
-    elif args.peers:
-        print(f"(peers skipped: no venv under {args.peers}; see benchmarks/peers/README.md)")
+    rounds: list[list[dict]] = []
+    for k in range(args.rounds):
+        print(HEADER if args.rounds == 1 else f"round {k + 1} of {args.rounds}\n{HEADER}")
+        rows = bench_ours(args.models or available(), args.backends, args.threads, frames, args.runs, args.budget, args.threshold)
+        if pythons:
+            rows += bench_peers(pythons, frames, args.threads, args.runs, args.budget)
+        elif args.peers and k == 0:
+            print(f"(peers skipped: no venv under {args.peers}; see benchmarks/peers/README.md)")
+        rounds.append(rows)
+    summary = summarize_rounds(rounds)
+    if args.rounds > 1:
+        print(f"\nmedian over {args.rounds} rounds (x RetinaFace: the median of each round's ratio to RetinaFace MobileNet-0.25 at the same threads)")
+        print(f"{'model':32s} {'backend':42s} {'thr':>3s} {'median ms':>9s} {'min':>7s} {'max':>7s} {'x RetinaFace':>12s}")
+        for r in summary:
+            ratio = f"{r['x_retinaface']:12.2f}" if r.get("x_retinaface") is not None else f"{'-':>12s}"
+            print(f"{r['model']:32s} {r['backend']:42s} {r['threads']:>3d} {r['median_ms']:9.2f} {r['min_ms']:7.2f} {r['max_ms']:7.2f} {ratio}")
+    if args.json:
+        record = {
+            "command": [sys.executable, *sys.argv], "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "frames": what, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "logical_cpus": os.cpu_count(), "physical_cores": physical_cores(), "rounds": rounds, "summary": summary,
+        }  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=1))
+        print(f"\nwrote {args.json}")
+    if args.no_split:
+        sys.stdout.flush()
+        return
 
     print("\nFaceBoxes 640x480, ONNX Runtime, 1 thread: network vs decode+NMS by candidate count")
     print(f"{'candidates':>10s} {'kept':>6s} {'net ms':>8s} {'post ms':>8s}")
     for r in faceboxes_split(frames, 1, args.runs):
         print(f"{r['candidates']:>10d} {r['kept']:>6d} {r['net_ms']:8.2f} {r['post_ms']:8.2f}")
-    fb = [r for r in rows if r["model"] == "faceboxes" and r["backend"] == "onnxruntime" and r["threads"] == 1]
+    fb = [r for r in rounds[-1] if r["model"] == "faceboxes" and r["backend"] == "onnxruntime" and r["threads"] == 1]
     if fb:
         verdict = "meets" if fb[0]["fps"] >= 20 else "MISSES"
         print(f"\nFaceBoxes, ONNX Runtime, 1 thread: {fb[0]['fps']:.1f} FPS whole call ({verdict} the 20 FPS target)")

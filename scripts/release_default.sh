@@ -44,6 +44,6 @@ released into $FOLDER (not committed). Still to do, with the campaign paused for
   python benchmarks/anonymize_video.py --choose --choose-data wider-val-holdout --model default --write
   python -m pytest
   python benchmarks/anonymize_video.py
-  python benchmarks/latency.py --models default src/facespot/weights/spotnet_s.safetensors --backends onnxruntime --threads 1 2 --peers DIR --runs 30
+  python benchmarks/latency.py --models default src/facespot/weights/spotnet_s.safetensors --backends onnxruntime --threads 1 2 --peers DIR --runs 30 --rounds 3 --no-split --json LATENCY.json
   README.md, MODELS.md, src/facespot/weights/README.md (tests/runtime/test_weights_docs.py checks the file names)
 EOF
