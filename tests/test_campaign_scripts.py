@@ -1,5 +1,5 @@
 """The campaign's shell scripts (campaign/, scripts/): they parse, and the validation script
-refuses bad input with a message and exit 2 instead of a shell error half-way (a number written
+(and scripts/holdout_operating_point.py) refuse bad input with a message and exit 2 instead of a shell error half-way (a number written
 into validation.jsonl must come from a whole run); MODELS.md's validation table agrees with that log."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,16 @@ def test_the_validation_table_in_models_md_matches_the_committed_validation_log(
         assert epoch in table, f"epoch {epoch} is validated in {log.name} but not in MODELS.md's table"
         want = tuple(round(r[k] + 1e-9, 3) for k in ("easy", "medium", "hard"))
         assert table[epoch] == want, f"epoch {epoch}: MODELS.md says {table[epoch]}, {log.name} {want}"
+
+
+def test_holdout_operating_point_names_missing_data(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "holdout_operating_point.py"), "--model", "default",
+                           "--data", str(tmp_path / "nowhere")], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 2 and "lay the data out first" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_holdout_operating_point_names_a_missing_listed_image(tmp_path):
+    (tmp_path / "WIDER_val" / "images").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "holdout_operating_point.py"), "--model", "default",
+                           "--data", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 2 and "listed image(s) missing" in proc.stderr and "Traceback" not in proc.stderr
