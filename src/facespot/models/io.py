@@ -41,13 +41,18 @@ def _options(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "name"}
 
 
+HALF_MIN_SIZE = 256  # tensors with fewer values stay float32 in half files (onnx_export.halve_weights too)
+
+
 def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[str, str] | None = None,
                  half: bool = False) -> Path:
     """Write ``model``'s weights to ``path`` atomically (temp file + ``os.replace``).
 
     A crash mid-write never leaves a truncated file where a good one was. ``half`` stores
-    floating-point tensors as float16 (half the file; loading casts them back to the model's
-    float32), for packaged weights.
+    floating-point tensors of at least :data:`HALF_MIN_SIZE` values as float16 (half the file;
+    loading casts them back to the model's float32), for packaged weights; smaller ones (biases,
+    BatchNorm statistics, score offsets: ~4% of SpotNet's values) stay float32, as in the ONNX
+    file, so a calibration's logit shift is stored exactly and both files hold the same numbers.
     """
     from safetensors.torch import save_file
 
@@ -71,7 +76,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, extra_metadata: dict[
     seen: set[int] = set()
     for key, value in model.state_dict().items():
         t = value.detach().cpu().contiguous()
-        if half and t.is_floating_point():
+        if half and t.is_floating_point() and t.numel() >= HALF_MIN_SIZE:
             t = t.half()
         if t.data_ptr() in seen and t.numel():  # tied tensors: safetensors refuses shared storage
             t = t.clone()

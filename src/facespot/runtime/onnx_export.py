@@ -22,6 +22,7 @@ import torch
 
 from facespot.errors import FacespotError
 from facespot.files import write_atomically
+from facespot.models.io import HALF_MIN_SIZE
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("deltas", "logits", "points")
@@ -163,7 +164,7 @@ def check_onnx(
     return OnnxCheck(int(height), int(width), diffs)
 
 
-def halve_weights(path: str | Path, min_size: int = 256) -> Path:
+def halve_weights(path: str | Path, min_size: int = HALF_MIN_SIZE) -> Path:
     """Store an ONNX file's float32 weights as float16, computed in float32 all the same.
 
     Each float32 initializer of at least ``min_size`` values becomes a float16 one followed by
