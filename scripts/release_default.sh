@@ -38,6 +38,8 @@ if ! nice -n "${NICE:-5}" "$PYTHON" -m pytest -p no:cacheprovider tests/runtime/
 fi
 cat <<EOF
 released into $FOLDER (not committed). Still to do, with the campaign paused for the timings:
+  python scripts/holdout_operating_point.py --model $FOLDER/spotnet_s2-NEW.safetensors --model OLD.safetensors  (git show HEAD:$FOLDER/<its spotnet_s2 file> > OLD.safetensors)
+    first, on the validation hold-out: not better than the shipped default there, not worth the rest
   python benchmarks/model_report.py --model default --model spotnet-s --peers DIR --no-latency
     first: at 0.5 on wider-val-eval precision >= 0.95 and recall of faces >= 24 px >= 0.75 (MODELS.md,
     "Epoch 60, tried and not released"), else git checkout/clean $FOLDER: nothing released

@@ -167,8 +167,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".ship-") as tmp:
         if args.half:
             # calibrate the numbers that ship: float16-rounded weights, BatchNorm folded into them,
-            # as the exported file computes (rounded after calibration, a threshold set to the
-            # detection moved the precision by one detection: 0.9492 < 0.95 on epoch 69, 2026-12-08)
+            # as the exported file computes them (calibrated in float32 and rounded afterwards, the
+            # campaign's epoch 69 counted one detection more at 0.5: precision 0.9492 < 0.95, refused)
             uncalibrated = save_weights(model, Path(tmp) / "uncalibrated.safetensors", half=True)
             if cli(["export", str(uncalibrated), "--onnx", str(Path(tmp) / "uncalibrated.onnx"), "--half"]) != 0:
                 return fail("ONNX export failed; nothing shipped", 1)

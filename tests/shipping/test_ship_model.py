@@ -65,8 +65,9 @@ def test_calibration_images_that_are_training_or_evaluation_images_are_refused(t
 
 
 def test_a_killed_ship_leaves_the_weights_folder_as_it_was(tmp_path):
-    """SIGTERM while the exported file is measured (its staging folder inside the weights folder):
-    the run stops as on Ctrl-C, says so, and removes the staging folder; nothing is registered."""
+    """SIGTERM once its staging folder exists inside the weights folder (calibration or the exported
+    file's check under way): the run stops as on Ctrl-C, says so, and removes the staging folder;
+    nothing is registered."""
     import signal
     import time
 
