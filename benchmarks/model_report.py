@@ -216,15 +216,12 @@ def wider_records(data: Path, inputs: dict):
 def at_default(records, pred: Path, threshold: float) -> dict | None:
     """Recall of faces >= 16 / 24 / 32 px and precision at ``threshold`` from WIDER prediction files."""
     from facespot.errors import FacespotError
-    from facespot.eval.operating_point import operating_point
-    from facespot.data.predictions import read_wider_predictions
+    from facespot.eval.operating_point import wider_folder_operating_point
 
     try:
-        got = read_wider_predictions(pred, allow_unknown=True).boxes
+        return wider_folder_operating_point(records, pred, threshold, MIN_HEIGHTS).to_dict()
     except FacespotError:
         return None
-    preds = {k: (v[:, :4] if v.shape[1] >= 4 else v, v[:, 4]) for k, v in got.items()}
-    return operating_point(records, preds, threshold, MIN_HEIGHTS).to_dict()
 
 
 def eval_ours(run: Runner, label: str, spec: str, data: Path, out: Path, inputs: dict, threads: int, with_holdouts: bool) -> dict:

@@ -30,10 +30,6 @@ SPLITS = {"validation": "configs/splits/wider_val_train_validation.txt",
           "calibration": "configs/splits/wider_val_train_calibration.txt"}  # fmt: skip
 
 
-def read_names(path: Path) -> list[str]:
-    return [s.strip() for s in path.read_text().splitlines() if s.strip() and not s.lstrip().startswith("#")]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="packaged name or calibrated weights (repeat)")
@@ -44,22 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from facespot.data.formats import open_records
-    from facespot.data.predictions import read_wider_predictions
-    from facespot.eval.operating_point import operating_point
+    from facespot.eval.operating_point import wider_folder_operating_point
+    from facespot.train.sources import read_name_list
 
     data = Path(args.data)
     images = data / "WIDER_val" / "images"
     if not images.is_dir():
         print(f"holdout_operating_point: no {images}: lay the data out first (../shared/tools/wider_val_train.sh)", file=sys.stderr)
         return 2
-    names = read_names(ROOT / SPLITS[args.split])
+    names = sorted(read_name_list(str(ROOT / SPLITS[args.split]), str(ROOT)))
     missing = [n for n in names if not (images / f"{n}.jpg").is_file()]
     if missing:
         print(f"holdout_operating_point: {len(missing)} listed image(s) missing under {images} (first: {missing[0]})", file=sys.stderr)
         return 2
+    listed = set(names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        records = [r for r in open_records(data, "wider", split="val", drop_invalid=False) if r.name in set(names)]
+        records = [r for r in open_records(data, "wider", split="val", drop_invalid=False) if r.name in listed]
     facespot = [sys.executable, "-m", "facespot"]
     print(f"{args.split} hold-out: {len(records)} images, at {args.threshold:g}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             if res.returncode != 0:
                 print(f"holdout_operating_point: {model}: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
                 return 1
-            got = read_wider_predictions(pred, allow_unknown=True).boxes
-            preds = {k: (v[:, :4], v[:, 4]) for k, v in got.items()}
-            print(f"{model}: {operating_point(records, preds, args.threshold).summary()}", flush=True)
+            print(f"{model}: {wider_folder_operating_point(records, pred, args.threshold).summary()}", flush=True)
     return 0
 
 

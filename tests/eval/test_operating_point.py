@@ -56,3 +56,18 @@ def test_precision_interval_is_wilsons():
     assert "90% interval 0.937-0.963; 744 detections" in op.summary()
     assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_a_wider_prediction_folder_gives_the_same_operating_point(tmp_path):
+    """What `facespot detect --wider-out` writes (x y w h score per line) reads back as the boxes it came from."""
+    from facespot.data.predictions import write_wider_predictions
+    from facespot.eval.operating_point import wider_folder_operating_point
+
+    a = _rec("0--E/a", [[0, 0, 10, 10], [100, 100, 140, 140]])
+    b = _rec("0--E/b", [[0, 0, 30, 30]])
+    det = {"0--E/a": np.array([[0, 0, 10, 10, 0.9], [300, 300, 330, 330, 0.7], [100, 100, 140, 140, 0.3]]),
+           "0--E/b": np.array([[1, 0, 30, 30, 0.6]]), "9--Other/c": np.array([[0, 0, 5, 5, 0.9]])}  # fmt: skip
+    write_wider_predictions(tmp_path, det)
+    got = wider_folder_operating_point([a, b], tmp_path, 0.5)
+    want = operating_point([a, b], {k: (v[:, :4], v[:, 4]) for k, v in det.items()}, 0.5)
+    assert got == want and (got.detections, got.true_detections) == (3, 2)

@@ -18,6 +18,7 @@ Precision counts every annotated face, however small, as a true face: a detectio
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -102,3 +103,14 @@ def operating_point(
         float(threshold), n_true / n_det if n_det else float("nan"), n_det, n_true,
         {h: found[h] / total[h] if total[h] else float("nan") for h in min_heights}, dict(total),
     )
+
+
+def wider_folder_operating_point(
+    records: Sequence[FaceRecord], folder: str | Path, threshold: float, min_heights: Sequence[int] = MIN_HEIGHTS,
+) -> OperatingPoint:
+    """:func:`operating_point` of a WIDER prediction folder (``<event>/<name>.txt``, as ``facespot
+    detect --wider-out`` and the peers write it); files for images outside ``records`` are skipped."""
+    from facespot.data.predictions import read_wider_predictions
+
+    got = read_wider_predictions(folder, allow_unknown=True).boxes
+    return operating_point(records, {k: (v[:, :4], v[:, 4]) for k, v in got.items()}, threshold, min_heights)
